@@ -1,0 +1,373 @@
+//! Verification, in Aperture's order: decode the identifier, check the preimage against its
+//! payment hash, look up the root key, check the signature chain, check the caveats.
+//!
+//! The root-key lookup is the caller's (it is I/O), so verification is split in two around it:
+//! [`Verifier::preflight`] does the checks that need no key and yields the [`KeyId`] to look up;
+//! [`Preflight::finish`] does the rest with the key. [`Verifier::verify`] does both when the key is
+//! already at hand.
+
+use std::sync::Arc;
+
+use crate::caveat::{self, CAPABILITIES_SUFFIX, PREIMAGE, SERVICES, VALID_UNTIL_SUFFIX};
+use crate::{
+    CaveatError, Credential, Error, Identifier, KeyId, PaymentHash, Preimage, RootKey, Satisfier,
+    Service, TokenId,
+};
+
+/// Checks credentials for one service.
+///
+/// ```
+/// use l402::{Context, Credential, Identifier, Preimage, RootKey, TokenId, TokenSpec, Verifier, mint};
+///
+/// let key = RootKey::generate();
+/// let preimage = Preimage::random();
+/// let id = Identifier::new(preimage.payment_hash(), TokenId::random());
+/// let caveats = TokenSpec::new("weather", 0).valid_until(2_000_000_000).caveats().unwrap();
+/// let credential = Credential::new(mint(&key, &id, "lsat", &caveats), preimage);
+///
+/// let verifier = Verifier::new().service("weather");
+/// let now = Context::at(1_700_000_000);
+/// let token = verifier.verify(&credential, &key, &now).unwrap();
+/// assert_eq!(token.token_id(), id.token_id());
+/// assert_eq!(token.tier(), Some(0));
+///
+/// // Another service, or a later time, is refused.
+/// assert!(Verifier::new().service("maps").verify(&credential, &key, &now).is_err());
+/// assert!(verifier.verify(&credential, &key, &Context::at(2_000_000_000)).is_err());
+/// ```
+#[derive(Clone, Default)]
+pub struct Verifier {
+    service: Option<String>,
+    strict: bool,
+    satisfiers: Vec<Arc<dyn Satisfier>>,
+}
+
+/// Per-request facts the caveats are checked against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Context<'a> {
+    /// The current time, unix seconds.
+    pub now: i64,
+    /// The capability the request needs, if any.
+    pub capability: Option<&'a str>,
+}
+
+impl Context<'_> {
+    /// A context at time `now` that needs no particular capability.
+    pub const fn at(now: i64) -> Self {
+        Context {
+            now,
+            capability: None,
+        }
+    }
+
+    /// A context at the system clock's current time.
+    pub fn now() -> Self {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        Context::at(now)
+    }
+}
+
+impl<'a> Context<'a> {
+    /// Requires the given capability.
+    #[must_use]
+    pub const fn with_capability(mut self, capability: &'a str) -> Self {
+        self.capability = Some(capability);
+        self
+    }
+}
+
+/// A credential that passed the key-independent checks (identifier decodes, preimage matches).
+#[derive(Debug)]
+pub struct Preflight<'c> {
+    credential: &'c Credential,
+    identifier: Identifier,
+}
+
+/// What a verified credential grants.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerifiedToken {
+    identifier: Identifier,
+    services: Option<Vec<Service>>,
+    tier: Option<u8>,
+    capabilities: Option<Vec<String>>,
+    valid_until: Option<i64>,
+}
+
+// === impl Verifier ===
+
+impl Verifier {
+    /// A verifier with no target service: caveats are checked for consistency (no widening) and
+    /// expiry is not checked for any service.
+    pub fn new() -> Self {
+        Verifier::default()
+    }
+
+    /// The service requests are for: the `services` caveat must list it, and its
+    /// `_capabilities` and `_valid_until` caveats are enforced.
+    #[must_use]
+    pub fn service(mut self, name: impl Into<String>) -> Self {
+        self.service = Some(name.into());
+        self
+    }
+
+    /// Refuse caveats nobody checks (and caveats that are not `condition=value`) instead of
+    /// skipping them as the spec and Aperture do.
+    #[must_use]
+    pub fn strict(mut self, strict: bool) -> Self {
+        self.strict = strict;
+        self
+    }
+
+    /// Adds a custom satisfier; it takes precedence over the built-in checks for its condition.
+    #[must_use]
+    pub fn satisfier(mut self, satisfier: Arc<dyn Satisfier>) -> Self {
+        self.satisfiers.push(satisfier);
+        self
+    }
+
+    /// The target service, if any.
+    pub fn target_service(&self) -> Option<&str> {
+        self.service.as_deref()
+    }
+
+    /// The checks that need no root key: the identifier must decode (version 0, 66 bytes) and the
+    /// preimage must hash to its payment hash.
+    pub fn preflight<'c>(&self, credential: &'c Credential) -> Result<Preflight<'c>, Error> {
+        let identifier = credential.identifier()?;
+        if !credential.preimage().matches(identifier.payment_hash()) {
+            return Err(Error::PreimageMismatch);
+        }
+        Ok(Preflight {
+            credential,
+            identifier,
+        })
+    }
+
+    /// Full verification with a root key already looked up.
+    pub fn verify(
+        &self,
+        credential: &Credential,
+        root_key: &RootKey,
+        context: &Context<'_>,
+    ) -> Result<VerifiedToken, Error> {
+        self.preflight(credential)?.finish(self, root_key, context)
+    }
+
+    /// Checks a macaroon's identifier, signature and caveats **without a preimage**, for tools
+    /// that inspect tokens. This does not prove payment: servers must use
+    /// [`verify`](Self::verify) (or [`preflight`](Self::preflight) and [`Preflight::finish`]).
+    /// `preimage=` caveats inside the macaroon are still checked against its payment hash.
+    pub fn check_macaroon(
+        &self,
+        macaroon: &l402_macaroon::Macaroon,
+        root_key: &RootKey,
+        context: &Context<'_>,
+    ) -> Result<VerifiedToken, Error> {
+        let identifier = Identifier::decode(macaroon.identifier())?;
+        self.finish_parts(macaroon, identifier, root_key, context)
+    }
+
+    fn finish_parts(
+        &self,
+        macaroon: &l402_macaroon::Macaroon,
+        identifier: Identifier,
+        root_key: &RootKey,
+        context: &Context<'_>,
+    ) -> Result<VerifiedToken, Error> {
+        let conditions = macaroon
+            .verify_signature(root_key.as_bytes())
+            .map_err(|e| match e {
+                l402_macaroon::Error::ThirdPartyCaveat { caveat } => {
+                    Error::ThirdPartyCaveat { caveat }
+                }
+                _ => Error::BadSignature,
+            })?;
+        let mut token = VerifiedToken {
+            identifier,
+            services: None,
+            tier: None,
+            capabilities: None,
+            valid_until: None,
+        };
+        self.check_caveats(&conditions, identifier.payment_hash(), context, &mut token)?;
+        Ok(token)
+    }
+
+    fn check_caveats(
+        &self,
+        conditions: &[&[u8]],
+        payment_hash: &PaymentHash,
+        context: &Context<'_>,
+        token: &mut VerifiedToken,
+    ) -> Result<(), Error> {
+        // Group by exact condition, keeping macaroon order. Tokens carry a handful of caveats,
+        // so a linear scan beats hashing.
+        let mut groups: Vec<(&str, Vec<&str>)> = Vec::with_capacity(conditions.len());
+        for bytes in conditions {
+            let parsed = std::str::from_utf8(bytes)
+                .ok()
+                .and_then(|text| text.split_once('='));
+            let Some((condition, value)) = parsed else {
+                if self.strict {
+                    return Err(Error::Caveat(CaveatError::Malformed {
+                        caveat: String::from_utf8_lossy(bytes).into_owned(),
+                        reason: "caveat must be UTF-8 of the form \"condition=value\"".into(),
+                    }));
+                }
+                continue;
+            };
+            match groups.iter_mut().find(|(c, _)| *c == condition) {
+                Some((_, values)) => values.push(value),
+                None => groups.push((condition, vec![value])),
+            }
+        }
+
+        let target = self.service.as_deref();
+        for (condition, values) in &groups {
+            let last = values[values.len() - 1];
+            if let Some(s) = self.satisfiers.iter().find(|s| s.condition() == *condition) {
+                for pair in values.windows(2) {
+                    s.satisfy_previous(pair[0], pair[1])?;
+                }
+                s.satisfy_final(last)?;
+            } else if *condition == SERVICES {
+                for pair in values.windows(2) {
+                    caveat::services_previous(pair[0], pair[1])?;
+                }
+                let services = caveat::services_final(last, target)?;
+                token.tier =
+                    target.and_then(|t| services.iter().find(|s| s.name == t).map(|s| s.tier));
+                token.services = Some(services);
+            } else if *condition == PREIMAGE {
+                // Every preimage caveat must prove payment, not just the last one.
+                for v in values {
+                    let ok = v.parse::<Preimage>().is_ok_and(|p| p.matches(payment_hash));
+                    if !ok {
+                        return Err(Error::Caveat(CaveatError::PreimageMismatch));
+                    }
+                }
+            } else if let Some(svc) = condition
+                .strip_suffix(CAPABILITIES_SUFFIX)
+                .filter(|s| !s.is_empty())
+            {
+                for pair in values.windows(2) {
+                    caveat::capabilities_previous(condition, pair[0], pair[1])?;
+                }
+                if target == Some(svc) {
+                    caveat::capabilities_final(svc, last, context.capability)?;
+                    token.capabilities = Some(
+                        last.split(',')
+                            .filter(|c| !c.is_empty())
+                            .map(str::to_owned)
+                            .collect(),
+                    );
+                }
+            } else if let Some(svc) = condition
+                .strip_suffix(VALID_UNTIL_SUFFIX)
+                .filter(|s| !s.is_empty())
+            {
+                for pair in values.windows(2) {
+                    caveat::valid_until_previous(condition, pair[0], pair[1])?;
+                }
+                if target == Some(svc) {
+                    token.valid_until =
+                        Some(caveat::valid_until_final(condition, last, context.now)?);
+                }
+            } else if self.strict {
+                return Err(Error::Caveat(CaveatError::Unknown {
+                    caveat: format!("{condition}={last}"),
+                }));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verifier")
+            .field("service", &self.service)
+            .field("strict", &self.strict)
+            .field(
+                "satisfiers",
+                &self
+                    .satisfiers
+                    .iter()
+                    .map(|s| s.condition())
+                    .collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+// === impl Preflight ===
+
+impl Preflight<'_> {
+    /// The decoded identifier.
+    pub fn identifier(&self) -> &Identifier {
+        &self.identifier
+    }
+
+    /// The key to look the root key up under.
+    pub fn key_id(&self) -> KeyId {
+        self.identifier.key_id()
+    }
+
+    /// Checks the signature chain with `root_key` (constant-time comparison), then the caveats.
+    pub fn finish(
+        self,
+        verifier: &Verifier,
+        root_key: &RootKey,
+        context: &Context<'_>,
+    ) -> Result<VerifiedToken, Error> {
+        verifier.finish_parts(
+            self.credential.macaroon(),
+            self.identifier,
+            root_key,
+            context,
+        )
+    }
+}
+
+// === impl VerifiedToken ===
+
+impl VerifiedToken {
+    /// The identifier.
+    pub fn identifier(&self) -> &Identifier {
+        &self.identifier
+    }
+
+    /// The token id.
+    pub fn token_id(&self) -> &TokenId {
+        self.identifier.token_id()
+    }
+
+    /// The payment hash.
+    pub fn payment_hash(&self) -> &PaymentHash {
+        self.identifier.payment_hash()
+    }
+
+    /// The services of the last `services` caveat; `None` if the token has none (unrestricted).
+    pub fn services(&self) -> Option<&[Service]> {
+        self.services.as_deref()
+    }
+
+    /// The target service's tier, if the token names it.
+    pub fn tier(&self) -> Option<u8> {
+        self.tier
+    }
+
+    /// The target service's capabilities from its last `_capabilities` caveat; `None` when the
+    /// token does not restrict capabilities.
+    pub fn capabilities(&self) -> Option<&[String]> {
+        self.capabilities.as_deref()
+    }
+
+    /// When the token stops working for the target service, unix seconds.
+    pub fn valid_until(&self) -> Option<i64> {
+        self.valid_until
+    }
+}

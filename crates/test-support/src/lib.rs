@@ -1,0 +1,24 @@
+//! Test support for the l402 toolkit (not published).
+//!
+//! * [`interop`] runs third-party implementations (pymacaroons, npm `macaroon`, lsat-js) as peers:
+//!   it installs them on first use (`scripts/interop/setup.sh`) and speaks to them with one JSON
+//!   request and one JSON response per call.
+//! * [`invoice`] makes real, signed BOLT11 invoices for tests that need one.
+
+pub mod interop;
+pub mod invoice;
+
+/// The workspace root (where `Cargo.toml`, `scripts/` and `target/` live).
+pub fn workspace_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("workspace root exists")
+}
+
+/// 32 random bytes.
+pub fn random32() -> [u8; 32] {
+    let mut b = [0u8; 32];
+    getrandom::fill(&mut b).expect("OS random source");
+    b
+}
