@@ -121,29 +121,27 @@ fn strip_header_name(input: &str) -> &str {
 
 fn detect(input: &str) -> Result<Input, Failure> {
     let text = strip_header_name(input);
-    let challenge = Challenge::parse_all([text]);
-    if let Ok(found) = challenge {
-        return Ok(Input::Challenge(found));
-    }
+    let challenge = match Challenge::parse_all([text]) {
+        Ok(found) => return Ok(Input::Challenge(found)),
+        Err(e) => e,
+    };
     // A value with challenge parameters is a challenge, even a broken one: report why.
     let lower = text.to_ascii_lowercase();
     if ["macaroon=", "token=", "invoice="]
         .iter()
         .any(|p| lower.contains(p))
     {
-        if let Err(e) = challenge {
-            return Err(Failure::invalid(e.to_string()));
-        }
+        return Err(Failure::invalid(challenge.to_string()));
     }
     match Credential::parse_authorization(text) {
         Ok(Some(c)) => return Ok(Input::Credential(c)),
         Ok(None) => {}
         Err(e) => return Err(Failure::invalid(e.to_string())),
     }
-    if looks_like_hex(text) {
-        if let Ok(c) = Credential::parse_hex("macaroon", text) {
-            return Ok(Input::Credential(c));
-        }
+    if looks_like_hex(text)
+        && let Ok(c) = Credential::parse_hex("macaroon", text)
+    {
+        return Ok(Input::Credential(c));
     }
     Macaroon::from_text_with(text, &Limits::DEFAULT)
         .map(Input::Macaroon)
