@@ -12,7 +12,8 @@
 //! * newtypes: [`PaymentHash`], [`Preimage`], [`TokenId`], [`RootKey`], [`KeyId`], [`Msat`];
 //! * the identifier, the challenge (emit and lenient parse), the credential (every header form);
 //! * caveats, the built-in satisfiers and the [`Satisfier`] trait;
-//! * [`mint`] and [`Verifier`], which verifies in Aperture's order.
+//! * [`mint`] and [`Verifier`], which verifies in Aperture's order;
+//! * the [`ports`] Lightning backends implement: [`InvoiceIssuer`] and [`InvoicePayer`].
 //!
 //! ```
 //! use l402::*;
@@ -47,6 +48,7 @@ mod credential;
 mod error;
 mod identifier;
 mod mint;
+pub mod ports;
 mod types;
 mod verify;
 
@@ -60,6 +62,10 @@ pub use error::Error;
 pub use identifier::Identifier;
 pub use l402_macaroon as macaroon;
 pub use mint::{DEFAULT_LOCATION, TokenSpec, mint};
+pub use ports::{
+    BackendError, CreatedInvoice, DynInvoiceIssuer, DynInvoicePayer, ErrorKind, InvoiceIssuer,
+    InvoicePayer, InvoiceRequest, InvoiceState, Paid, PayRequest, PaymentState,
+};
 pub use types::{KeyId, Msat, PaymentHash, Preimage, RootKey, TokenId};
 pub use verify::{Context, Preflight, VerifiedToken, Verifier};
 

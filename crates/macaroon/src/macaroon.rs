@@ -60,6 +60,18 @@ impl Macaroon {
         }
     }
 
+    /// Builds a macaroon from its parts as they are, without computing or checking the signature
+    /// (for tools that rebuild a macaroon they decoded some other way). Empty caveat locations
+    /// are normalised to none.
+    pub fn from_raw_parts(
+        location: impl Into<String>,
+        identifier: Vec<u8>,
+        caveats: Vec<Caveat>,
+        signature: [u8; SIGNATURE_LEN],
+    ) -> Self {
+        Self::from_parts(location.into(), identifier, caveats, signature)
+    }
+
     /// Builds a macaroon from decoded parts, without checking the signature.
     pub(crate) fn from_parts(
         location: String,
@@ -189,6 +201,23 @@ impl Caveat {
             id: id.into(),
             verification_id: None,
             location: None,
+        }
+    }
+
+    /// A third-party caveat as decoded from elsewhere: caveat id, verification id (an empty one
+    /// makes a first-party caveat, as in go-macaroon) and the discharger's location.
+    pub fn third_party(
+        id: impl Into<Vec<u8>>,
+        verification_id: Vec<u8>,
+        location: Option<String>,
+    ) -> Self {
+        let verification_id = Some(verification_id).filter(|v| !v.is_empty());
+        Caveat {
+            id: id.into(),
+            location: location
+                .filter(|l| !l.is_empty())
+                .filter(|_| verification_id.is_some()),
+            verification_id,
         }
     }
 

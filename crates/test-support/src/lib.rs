@@ -3,8 +3,10 @@
 //! * [`interop`] runs third-party implementations (pymacaroons, npm `macaroon`, lsat-js) as peers:
 //!   it installs them on first use (`scripts/interop/setup.sh`) and speaks to them with one JSON
 //!   request and one JSON response per call.
+//! * [`conformance`] is the suite every Lightning backend adapter runs.
 //! * [`invoice`] makes real, signed BOLT11 invoices for tests that need one.
 
+pub mod conformance;
 pub mod interop;
 pub mod invoice;
 

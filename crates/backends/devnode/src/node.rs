@@ -1,0 +1,538 @@
+//! The node itself: key, SQLite state, wallets, and the two ports.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bitcoin::hashes::{Hash, sha256};
+use bitcoin::secp256k1::{All, PublicKey, Secp256k1, SecretKey};
+use l402::{
+    BackendError, CreatedInvoice, ErrorKind, InvoiceIssuer, InvoicePayer, InvoiceRequest,
+    InvoiceState, Msat, Paid, PayRequest, PaymentHash, PaymentState, Preimage,
+};
+use lightning_invoice::{Bolt11Invoice, Currency, InvoiceBuilder, PaymentSecret};
+use sqlx::Row;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+/// The backend name in errors and logs.
+pub const NAME: &str = "devnode";
+
+/// How the dev node behaves.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DevNodeConfig {
+    /// The balance a wallet starts with when first used.
+    pub initial_balance: Msat,
+    /// Simulated routing fee: a fixed part…
+    pub fee_base: Msat,
+    /// …plus this many parts per million of the amount.
+    pub fee_ppm: u64,
+}
+
+impl Default for DevNodeConfig {
+    fn default() -> Self {
+        DevNodeConfig {
+            initial_balance: Msat::from_sat(1_000_000),
+            fee_base: Msat::ZERO,
+            fee_ppm: 0,
+        }
+    }
+}
+
+/// An embedded Lightning dev node. Cheap to clone (shared state).
+#[derive(Clone)]
+pub struct DevNode {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: SqlitePool,
+    key: SecretKey,
+    node_id: PublicKey,
+    secp: Secp256k1<All>,
+    config: DevNodeConfig,
+}
+
+/// One wallet of a [`DevNode`]: issues invoices into it and pays from it.
+#[derive(Clone)]
+pub struct DevWallet {
+    node: DevNode,
+    name: String,
+}
+
+fn err(kind: ErrorKind, call: &'static str, detail: impl Into<String>) -> BackendError {
+    BackendError::new(kind, NAME, call, detail)
+}
+
+fn db_err(call: &'static str) -> impl FnOnce(sqlx::Error) -> BackendError {
+    move |e| {
+        // A busy or unreadable database may recover; anything else is a bug or a broken file.
+        let kind = match &e {
+            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) => ErrorKind::Unavailable,
+            sqlx::Error::Database(d)
+                if d.message().contains("locked") || d.message().contains("busy") =>
+            {
+                ErrorKind::Unavailable
+            }
+            _ => ErrorKind::Protocol,
+        };
+        err(kind, call, format!("database: {e}"))
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn msat_i64(m: Msat, call: &'static str) -> Result<i64, BackendError> {
+    i64::try_from(m.as_u64()).map_err(|_| err(ErrorKind::InvalidRequest, call, "amount too large"))
+}
+
+const SCHEMA: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS node (id INTEGER PRIMARY KEY CHECK (id = 1), secret_key BLOB NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS wallets (name TEXT PRIMARY KEY, balance_msat INTEGER NOT NULL CHECK (balance_msat >= 0))",
+    "CREATE TABLE IF NOT EXISTS invoices (
+        payment_hash BLOB PRIMARY KEY,
+        preimage BLOB NOT NULL,
+        wallet TEXT NOT NULL,
+        bolt11 TEXT NOT NULL,
+        amount_msat INTEGER NOT NULL,
+        memo TEXT NOT NULL,
+        created_ms INTEGER NOT NULL,
+        expires_ms INTEGER NOT NULL,
+        settled_ms INTEGER
+    )",
+    "CREATE TABLE IF NOT EXISTS payments (
+        wallet TEXT NOT NULL,
+        payment_hash BLOB NOT NULL,
+        amount_msat INTEGER NOT NULL,
+        fee_msat INTEGER NOT NULL,
+        preimage BLOB NOT NULL,
+        created_ms INTEGER NOT NULL,
+        PRIMARY KEY (wallet, payment_hash)
+    )",
+];
+
+// === impl DevNode ===
+
+impl DevNode {
+    /// Opens (or creates) a dev node whose state lives in the SQLite file at `path`.
+    pub async fn open(path: &Path, config: DevNodeConfig) -> Result<Self, BackendError> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(5));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .map_err(|e| {
+                err(
+                    ErrorKind::Unavailable,
+                    "open",
+                    format!("cannot open {}: {e}", path.display()),
+                )
+            })?;
+        Self::init(pool, config).await
+    }
+
+    /// A dev node held entirely in memory (for tests and one-shot demos).
+    pub async fn in_memory(config: DevNodeConfig) -> Result<Self, BackendError> {
+        let options = SqliteConnectOptions::from_str("sqlite::memory:").map_err(db_err("open"))?;
+        // One connection: each in-memory connection would be a database of its own.
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(options)
+            .await
+            .map_err(db_err("open"))?;
+        Self::init(pool, config).await
+    }
+
+    async fn init(pool: SqlitePool, config: DevNodeConfig) -> Result<Self, BackendError> {
+        for stmt in SCHEMA {
+            sqlx::query(*stmt)
+                .execute(&pool)
+                .await
+                .map_err(db_err("open"))?;
+        }
+        let existing = sqlx::query("SELECT secret_key FROM node WHERE id = 1")
+            .fetch_optional(&pool)
+            .await
+            .map_err(db_err("open"))?;
+        let key = match existing {
+            Some(row) => {
+                let bytes: Vec<u8> = row.get(0);
+                SecretKey::from_slice(&bytes).map_err(|e| {
+                    err(ErrorKind::Protocol, "open", format!("stored node key: {e}"))
+                })?
+            }
+            None => {
+                let key = loop {
+                    let mut b = [0u8; 32];
+                    getrandom::fill(&mut b).expect("OS random source");
+                    if let Ok(k) = SecretKey::from_slice(&b) {
+                        break k;
+                    }
+                };
+                sqlx::query("INSERT INTO node (id, secret_key) VALUES (1, ?)")
+                    .bind(key.secret_bytes().to_vec())
+                    .execute(&pool)
+                    .await
+                    .map_err(db_err("open"))?;
+                key
+            }
+        };
+        let secp = Secp256k1::new();
+        let node_id = PublicKey::from_secret_key(&secp, &key);
+        Ok(DevNode {
+            inner: Arc::new(Inner {
+                pool,
+                key,
+                node_id,
+                secp,
+                config,
+            }),
+        })
+    }
+
+    /// The node's public key (the payee key of its invoices).
+    pub fn node_id(&self) -> PublicKey {
+        self.inner.node_id
+    }
+
+    /// A handle on the named wallet (created with the initial balance on first use).
+    pub fn wallet(&self, name: impl Into<String>) -> DevWallet {
+        DevWallet {
+            node: self.clone(),
+            name: name.into(),
+        }
+    }
+
+    /// The HTTP API of this node (see [`DevNodeClient`](crate::DevNodeClient)), optionally
+    /// guarded by an API key (`Authorization: Bearer <key>`).
+    pub fn router(&self, api_key: Option<String>) -> axum::Router {
+        crate::server::router(self.clone(), api_key)
+    }
+
+    async fn ensure_wallet(&self, name: &str, call: &'static str) -> Result<(), BackendError> {
+        sqlx::query("INSERT OR IGNORE INTO wallets (name, balance_msat) VALUES (?, ?)")
+            .bind(name)
+            .bind(msat_i64(self.inner.config.initial_balance, call)?)
+            .execute(&self.inner.pool)
+            .await
+            .map_err(db_err(call))?;
+        Ok(())
+    }
+
+    fn fee_for(&self, amount: Msat) -> Msat {
+        let c = &self.inner.config;
+        let prop = (u128::from(amount.as_u64()) * u128::from(c.fee_ppm) / 1_000_000) as u64;
+        c.fee_base.saturating_add(Msat::new(prop))
+    }
+}
+
+// === impl DevWallet ===
+
+impl DevWallet {
+    /// The wallet's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The node this wallet lives on.
+    pub fn node(&self) -> &DevNode {
+        &self.node
+    }
+
+    /// The wallet's balance.
+    pub async fn balance(&self) -> Result<Msat, BackendError> {
+        self.node.ensure_wallet(&self.name, "balance").await?;
+        let row = sqlx::query("SELECT balance_msat FROM wallets WHERE name = ?")
+            .bind(&self.name)
+            .fetch_one(&self.node.inner.pool)
+            .await
+            .map_err(db_err("balance"))?;
+        Ok(Msat::new(row.get::<i64, _>(0) as u64))
+    }
+
+    async fn create(&self, request: InvoiceRequest) -> Result<CreatedInvoice, BackendError> {
+        const CALL: &str = "create invoice";
+        if request.amount == Msat::ZERO {
+            return Err(err(
+                ErrorKind::InvalidRequest,
+                CALL,
+                "amountless invoices are not supported",
+            ));
+        }
+        let amount = msat_i64(request.amount, CALL)?;
+        self.node.ensure_wallet(&self.name, CALL).await?;
+        let preimage = Preimage::random();
+        let hash = preimage.payment_hash();
+        let mut secret = [0u8; 32];
+        getrandom::fill(&mut secret).expect("OS random source");
+        let inner = &self.node.inner;
+        let invoice = InvoiceBuilder::new(Currency::Regtest)
+            .description(request.memo.clone())
+            .payment_hash(sha256::Hash::from_byte_array(*hash.as_bytes()))
+            .payment_secret(PaymentSecret(secret))
+            .current_timestamp()
+            .min_final_cltv_expiry_delta(18)
+            .expiry_time(request.expiry)
+            .amount_milli_satoshis(request.amount.as_u64())
+            .build_signed(|msg| inner.secp.sign_ecdsa_recoverable(msg, &inner.key))
+            .map_err(|e| {
+                err(
+                    ErrorKind::InvalidRequest,
+                    CALL,
+                    format!("cannot build invoice: {e}"),
+                )
+            })?;
+        let bolt11 = invoice.to_string();
+        let created = now_ms();
+        let expires = created.saturating_add(request.expiry.as_millis() as i64);
+        sqlx::query(
+            "INSERT INTO invoices (payment_hash, preimage, wallet, bolt11, amount_msat, memo, created_ms, expires_ms)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(hash.as_bytes().to_vec())
+        .bind(preimage.as_bytes().to_vec())
+        .bind(&self.name)
+        .bind(&bolt11)
+        .bind(amount)
+        .bind(&request.memo)
+        .bind(created)
+        .bind(expires)
+        .execute(&inner.pool)
+        .await
+        .map_err(db_err(CALL))?;
+        Ok(CreatedInvoice {
+            bolt11,
+            payment_hash: hash,
+        })
+    }
+
+    async fn state(&self, hash: &PaymentHash) -> Result<InvoiceState, BackendError> {
+        const CALL: &str = "invoice state";
+        let row = sqlx::query(
+            "SELECT expires_ms, settled_ms FROM invoices WHERE payment_hash = ? AND wallet = ?",
+        )
+        .bind(hash.as_bytes().to_vec())
+        .bind(&self.name)
+        .fetch_optional(&self.node.inner.pool)
+        .await
+        .map_err(db_err(CALL))?
+        .ok_or_else(|| {
+            err(
+                ErrorKind::NotFound,
+                CALL,
+                format!("no invoice {hash} in wallet {:?}", self.name),
+            )
+        })?;
+        let expires: i64 = row.get(0);
+        let settled: Option<i64> = row.get(1);
+        Ok(match settled {
+            Some(_) => InvoiceState::Settled,
+            None if now_ms() >= expires => InvoiceState::Expired,
+            None => InvoiceState::Open,
+        })
+    }
+
+    async fn pay_invoice(&self, request: PayRequest) -> Result<Paid, BackendError> {
+        const CALL: &str = "pay";
+        let invoice = Bolt11Invoice::from_str(request.bolt11.trim()).map_err(|e| {
+            err(
+                ErrorKind::InvalidRequest,
+                CALL,
+                format!("not a BOLT11 invoice: {e}"),
+            )
+        })?;
+        let inner = &self.node.inner;
+        if invoice.recover_payee_pub_key() != inner.node_id {
+            return Err(err(
+                ErrorKind::PaymentFailed,
+                CALL,
+                "no route: the invoice was not issued by this dev node",
+            ));
+        }
+        let amount = invoice
+            .amount_milli_satoshis()
+            .map(Msat::new)
+            .ok_or_else(|| {
+                err(
+                    ErrorKind::InvalidRequest,
+                    CALL,
+                    "amountless invoices are not supported",
+                )
+            })?;
+        let fee = self.node.fee_for(amount);
+        if fee > request.max_fee {
+            return Err(err(
+                ErrorKind::PaymentFailed,
+                CALL,
+                format!(
+                    "routing fee {fee} msat exceeds the limit of {} msat",
+                    request.max_fee
+                ),
+            ));
+        }
+        let hash = PaymentHash::from_bytes(*AsRef::<[u8; 32]>::as_ref(invoice.payment_hash()));
+        self.node.ensure_wallet(&self.name, CALL).await?;
+
+        let mut tx = inner.pool.begin().await.map_err(db_err(CALL))?;
+        let row = sqlx::query("SELECT preimage, wallet, amount_msat, expires_ms, settled_ms FROM invoices WHERE payment_hash = ?")
+            .bind(hash.as_bytes().to_vec())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_err(CALL))?
+            .ok_or_else(|| err(ErrorKind::PaymentFailed, CALL, "unknown invoice"))?;
+        let preimage_bytes: Vec<u8> = row.get(0);
+        let payee: String = row.get(1);
+        let expires: i64 = row.get(3);
+        let settled: Option<i64> = row.get(4);
+        if settled.is_some() {
+            return Err(err(
+                ErrorKind::AlreadyPaid,
+                CALL,
+                format!("invoice {hash} is already paid"),
+            ));
+        }
+        if now_ms() >= expires {
+            return Err(err(
+                ErrorKind::InvoiceExpired,
+                CALL,
+                format!("invoice {hash} has expired"),
+            ));
+        }
+        let total = amount
+            .checked_add(fee)
+            .ok_or_else(|| err(ErrorKind::InvalidRequest, CALL, "amount too large"))?;
+        let debit = sqlx::query("UPDATE wallets SET balance_msat = balance_msat - ? WHERE name = ? AND balance_msat >= ?")
+            .bind(msat_i64(total, CALL)?)
+            .bind(&self.name)
+            .bind(msat_i64(total, CALL)?)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err(CALL))?;
+        if debit.rows_affected() != 1 {
+            return Err(err(
+                ErrorKind::InsufficientBalance,
+                CALL,
+                format!("wallet {:?} cannot pay {total} msat", self.name),
+            ));
+        }
+        let now = now_ms();
+        sqlx::query("UPDATE wallets SET balance_msat = balance_msat + ? WHERE name = ?")
+            .bind(msat_i64(amount, CALL)?)
+            .bind(&payee)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err(CALL))?;
+        sqlx::query("UPDATE invoices SET settled_ms = ? WHERE payment_hash = ?")
+            .bind(now)
+            .bind(hash.as_bytes().to_vec())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err(CALL))?;
+        sqlx::query(
+            "INSERT INTO payments (wallet, payment_hash, amount_msat, fee_msat, preimage, created_ms) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&self.name)
+        .bind(hash.as_bytes().to_vec())
+        .bind(msat_i64(amount, CALL)?)
+        .bind(msat_i64(fee, CALL)?)
+        .bind(&preimage_bytes)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err(CALL))?;
+        tx.commit().await.map_err(db_err(CALL))?;
+        let preimage = Preimage::try_from(&preimage_bytes[..])
+            .map_err(|e| err(ErrorKind::Protocol, CALL, format!("stored preimage: {e}")))?;
+        tracing::debug!(wallet = %self.name, %hash, %amount, "dev node payment settled");
+        Ok(Paid {
+            preimage,
+            amount,
+            fee,
+        })
+    }
+
+    async fn lookup_payment(&self, hash: &PaymentHash) -> Result<PaymentState, BackendError> {
+        const CALL: &str = "payment lookup";
+        let row = sqlx::query("SELECT amount_msat, fee_msat, preimage FROM payments WHERE wallet = ? AND payment_hash = ?")
+            .bind(&self.name)
+            .bind(hash.as_bytes().to_vec())
+            .fetch_optional(&self.node.inner.pool)
+            .await
+            .map_err(db_err(CALL))?;
+        let Some(row) = row else {
+            return Ok(PaymentState::NotFound);
+        };
+        let preimage_bytes: Vec<u8> = row.get(2);
+        Ok(PaymentState::Succeeded(Paid {
+            preimage: Preimage::try_from(&preimage_bytes[..])
+                .map_err(|e| err(ErrorKind::Protocol, CALL, format!("stored preimage: {e}")))?,
+            amount: Msat::new(row.get::<i64, _>(0) as u64),
+            fee: Msat::new(row.get::<i64, _>(1) as u64),
+        }))
+    }
+}
+
+impl InvoiceIssuer for DevWallet {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    async fn create_invoice(
+        &self,
+        request: InvoiceRequest,
+    ) -> Result<CreatedInvoice, BackendError> {
+        self.create(request).await
+    }
+
+    async fn invoice_state(
+        &self,
+        payment_hash: &PaymentHash,
+    ) -> Result<InvoiceState, BackendError> {
+        self.state(payment_hash).await
+    }
+}
+
+impl InvoicePayer for DevWallet {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    async fn pay(&self, request: PayRequest) -> Result<Paid, BackendError> {
+        self.pay_invoice(request).await
+    }
+
+    async fn payment(&self, payment_hash: &PaymentHash) -> Result<PaymentState, BackendError> {
+        self.lookup_payment(payment_hash).await
+    }
+}
+
+impl std::fmt::Debug for DevNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DevNode")
+            .field("node_id", &self.inner.node_id.to_string())
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for DevWallet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DevWallet")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}

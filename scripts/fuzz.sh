@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Runs every fuzz target for a while (default 60 s each), seeding corpora from the test vectors.
+#
+#   scripts/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]
+#
+# Needs cargo-fuzz (`cargo install cargo-fuzz --locked`). Works on stable Rust through
+# RUSTC_BOOTSTRAP=1 (cargo-fuzz needs nightly-only sanitizer flags). Crashes land in
+# fuzz/artifacts/<target>/ and make this script exit non-zero.
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(cd "$here/.." && pwd)
+secs=${1:-60}
+shift || true
+targets=("$@")
+[ ${#targets[@]} -gt 0 ] || targets=(macaroon_binary macaroon_json macaroon_text identifier challenge credential)
+command -v cargo-fuzz >/dev/null || { echo "fuzz.sh: install cargo-fuzz first: cargo install cargo-fuzz --locked" >&2; exit 1; }
+export RUSTC_BOOTSTRAP=1
+
+cd "$repo/fuzz"
+# Seeds: every base64/hex/JSON string of the vector files, decoded where it is binary.
+python3 - "$repo" <<'PY'
+import base64, binascii, json, os, pathlib, sys
+repo = pathlib.Path(sys.argv[1])
+strings = []
+def walk(v):
+    if isinstance(v, dict): [walk(x) for x in v.values()]
+    elif isinstance(v, list): [walk(x) for x in v]
+    elif isinstance(v, str): strings.append(v)
+for f in repo.glob("crates/*/tests/vectors/*.json"):
+    walk(json.loads(f.read_text()))
+def write(target, name, data):
+    d = repo / "fuzz/corpus" / target; d.mkdir(parents=True, exist_ok=True)
+    (d / name).write_bytes(data)
+for i, s in enumerate(strings):
+    b = s.encode()
+    for t in ("macaroon_text", "challenge", "credential", "macaroon_json"):
+        write(t, f"v{i}", b)
+    for dec in (lambda x: binascii.unhexlify(x), lambda x: base64.urlsafe_b64decode(x.replace("+", "-").replace("/", "_") + "=" * (-len(x) % 4))):
+        try:
+            raw = dec(s)
+        except Exception:
+            continue
+        write("macaroon_binary", f"v{i}", raw)
+        if len(raw) == 66: write("identifier", f"v{i}", raw)
+        if raw[:1] == b"\x02":
+            write("challenge", f"c{i}", f'L402 macaroon="{base64.b64encode(raw).decode()}", invoice="lnbcrt1x"'.encode())
+            write("credential", f"a{i}", f"Authorization: L402 {base64.b64encode(raw).decode()}:{'ab' * 32}".encode())
+PY
+cargo fuzz build -O "${targets[@]/#/}" >/dev/null 2>&1 || cargo fuzz build -O
+for t in "${targets[@]}"; do
+  echo "fuzz.sh: $t for ${secs}s" >&2
+  cargo fuzz run -O "$t" "corpus/$t" -- -max_total_time="$secs" -max_len=4096 -print_final_stats=1 2>&1 \
+    | grep -E "^(stat::number_of_executed_units|stat::peak_rss_mb|==.*ERROR|SUMMARY|Done)" || true
+  if ls "artifacts/$t"/crash-* >/dev/null 2>&1; then
+    echo "fuzz.sh: CRASH in $t: $(ls artifacts/$t/crash-*)" >&2; exit 1
+  fi
+done
