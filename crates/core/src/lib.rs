@@ -64,7 +64,8 @@ pub use l402_macaroon as macaroon;
 pub use mint::{DEFAULT_LOCATION, TokenSpec, mint};
 pub use ports::{
     BackendError, CreatedInvoice, DynInvoiceIssuer, DynInvoicePayer, ErrorKind, InvoiceIssuer,
-    InvoicePayer, InvoiceRequest, InvoiceState, Paid, PayRequest, PaymentState,
+    InvoicePayer, InvoiceRequest, InvoiceState, Paid, PayRequest, PaymentState, RootKeyStore,
+    StoreError, TokenRecord,
 };
 pub use types::{KeyId, Msat, PaymentHash, Preimage, RootKey, TokenId};
 pub use verify::{Context, Preflight, VerifiedToken, Verifier};

@@ -454,3 +454,112 @@ mod tests {
         );
     }
 }
+
+// === root-key storage ===
+
+/// Everything a server records about a challenge it issued: the root key (secret), the token it
+/// belongs to, and the invoice it is bound to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenRecord {
+    /// Where the root key is looked up: `sha256(identifier)`.
+    pub key_id: crate::KeyId,
+    /// The root key.
+    pub root_key: crate::RootKey,
+    /// The token id.
+    pub token_id: crate::TokenId,
+    /// The payment hash of the invoice.
+    pub payment_hash: PaymentHash,
+    /// The service the token was minted for.
+    pub service: String,
+    /// The price.
+    pub price: Msat,
+    /// The BOLT11 invoice.
+    pub invoice: String,
+    /// When the challenge was minted, unix seconds.
+    pub created_at: i64,
+    /// When the invoice stops being payable, unix seconds.
+    pub invoice_expires_at: i64,
+}
+
+/// Why a store operation failed.
+#[derive(Debug)]
+pub struct StoreError {
+    transient: bool,
+    detail: String,
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl StoreError {
+    /// A failure that may pass (connection lost, database busy): answer 503 and retry.
+    pub fn transient(detail: impl Into<String>) -> Self {
+        StoreError {
+            transient: true,
+            detail: detail.into(),
+            source: None,
+        }
+    }
+
+    /// A failure that will not pass by itself (corrupt data, schema mismatch).
+    pub fn permanent(detail: impl Into<String>) -> Self {
+        StoreError {
+            transient: false,
+            detail: detail.into(),
+            source: None,
+        }
+    }
+
+    /// Attaches the underlying error.
+    #[must_use]
+    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Box::new(source));
+        self
+    }
+
+    /// Whether retrying later can help.
+    pub fn is_transient(&self) -> bool {
+        self.transient
+    }
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "token store: {}", self.detail)
+    }
+}
+
+impl std::error::Error for StoreError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_ref()
+            .map(|e| e.as_ref() as &(dyn std::error::Error + 'static))
+    }
+}
+
+/// Durable storage of root keys (the server side).
+///
+/// `insert` must not return before the record is durable: a challenge may only leave once its
+/// root key survives a crash, or a client could pay for a token that never verifies.
+pub trait RootKeyStore: Send + Sync {
+    /// Stores a newly minted token's record, durably.
+    fn insert(&self, record: TokenRecord) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The root key stored under `key_id`; `None` if unknown or revoked.
+    fn root_key<'a>(
+        &'a self,
+        key_id: &'a crate::KeyId,
+    ) -> impl Future<Output = Result<Option<crate::RootKey>, StoreError>> + Send + 'a;
+
+    /// Records that a token was verified with a valid preimage (so it was paid). Best effort:
+    /// called once per token and process, off the response path.
+    fn mark_paid<'a>(
+        &'a self,
+        key_id: &'a crate::KeyId,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send + 'a;
+
+    /// Revokes a token: its root key is deleted, so it never verifies again. Returns the key id
+    /// it was stored under, or `None` if there is no such token.
+    fn revoke<'a>(
+        &'a self,
+        token_id: &'a crate::TokenId,
+    ) -> impl Future<Output = Result<Option<crate::KeyId>, StoreError>> + Send + 'a;
+}

@@ -5,10 +5,12 @@
 //!   request and one JSON response per call.
 //! * [`conformance`] is the suite every Lightning backend adapter runs.
 //! * [`invoice`] makes real, signed BOLT11 invoices for tests that need one.
+//! * [`postgres`] starts a throw-away PostgreSQL server for store tests.
 
 pub mod conformance;
 pub mod interop;
 pub mod invoice;
+pub mod postgres;
 
 /// The workspace root (where `Cargo.toml`, `scripts/` and `target/` live).
 pub fn workspace_root() -> std::path::PathBuf {

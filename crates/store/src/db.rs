@@ -1,0 +1,489 @@
+//! The queries, written once and run on either database.
+
+use std::borrow::Cow;
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use l402::{KeyId, Msat, PaymentHash, RootKey, StoreError, TokenId, TokenRecord};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{AssertSqlSafe, Row};
+use tokio::sync::broadcast;
+
+use crate::Revocation;
+
+/// The PostgreSQL notification channel revocations are announced on.
+pub(crate) const CHANNEL: &str = "l402_revocations";
+
+#[derive(Clone)]
+pub(crate) enum Db {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Placeholder style of the database a query runs on.
+#[derive(Clone, Copy)]
+pub(crate) enum Ph {
+    Question,
+    Dollar,
+}
+
+impl Ph {
+    /// The query text with `?` placeholders, renumbered `$1, $2, …` for PostgreSQL.
+    pub(crate) fn sql(self, text: &'static str) -> AssertSqlSafe<Cow<'static, str>> {
+        match self {
+            Ph::Question => AssertSqlSafe(Cow::Borrowed(text)),
+            Ph::Dollar => {
+                let mut out = String::with_capacity(text.len() + 8);
+                let mut n = 0;
+                for c in text.chars() {
+                    if c == '?' {
+                        n += 1;
+                        out.push('$');
+                        out.push_str(&n.to_string());
+                    } else {
+                        out.push(c);
+                    }
+                }
+                AssertSqlSafe(Cow::Owned(out))
+            }
+        }
+    }
+}
+
+/// Runs the same body on whichever pool `db` holds, with `pool` and `ph` bound.
+macro_rules! on_db {
+    ($db:expr, |$pool:ident, $ph:ident| $body:expr) => {
+        match $db {
+            Db::Sqlite($pool) => {
+                let $ph = Ph::Question;
+                $body
+            }
+            Db::Postgres($pool) => {
+                let $ph = Ph::Dollar;
+                $body
+            }
+        }
+    };
+}
+
+/// Maps a database error: configuration and data errors are permanent, anything about reaching
+/// or locking the database is transient.
+pub(crate) fn map_err(call: &'static str) -> impl Fn(sqlx::Error) -> StoreError {
+    move |e| {
+        let permanent = matches!(
+            e,
+            sqlx::Error::Configuration(_)
+                | sqlx::Error::ColumnDecode { .. }
+                | sqlx::Error::ColumnNotFound(_)
+                | sqlx::Error::Decode(_)
+                | sqlx::Error::TypeNotFound { .. }
+                | sqlx::Error::Migrate(_)
+        );
+        let detail = format!("{call}: {e}");
+        let err = if permanent {
+            StoreError::permanent(detail)
+        } else {
+            StoreError::transient(detail)
+        };
+        err.with_source(e)
+    }
+}
+
+fn bytes32<T: for<'a> TryFrom<&'a [u8], Error = l402::Error>>(
+    b: &[u8],
+    what: &str,
+) -> Result<T, StoreError> {
+    T::try_from(b).map_err(|e| StoreError::permanent(format!("stored {what}: {e}")))
+}
+
+/// A token's record as the store keeps it (the root key is not included).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenInfo {
+    /// The token id.
+    pub token_id: TokenId,
+    /// The root-key store key.
+    pub key_id: KeyId,
+    /// The invoice's payment hash.
+    pub payment_hash: PaymentHash,
+    /// The service it was minted for.
+    pub service: String,
+    /// Its price.
+    pub price: Msat,
+    /// The BOLT11 invoice.
+    pub invoice: String,
+    /// When it was minted (unix seconds).
+    pub created_at: i64,
+    /// When the invoice stopped being payable (unix seconds).
+    pub invoice_expires_at: i64,
+    /// When it was first seen paid (unix seconds).
+    pub paid_at: Option<i64>,
+    /// When it was revoked (unix seconds).
+    pub revoked_at: Option<i64>,
+}
+
+const TOKEN_COLUMNS: &str = "token_id, key_id, payment_hash, service, price_msat, invoice, created_at, invoice_expires_at, paid_at, revoked_at";
+
+fn token_info<R: Row>(row: &R) -> Result<TokenInfo, StoreError>
+where
+    usize: sqlx::ColumnIndex<R>,
+    for<'r> Vec<u8>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Option<i64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    let get_bytes = |i: usize| row.try_get::<Vec<u8>, _>(i).map_err(map_err("read token"));
+    Ok(TokenInfo {
+        token_id: bytes32(&get_bytes(0)?, "token id")?,
+        key_id: bytes32(&get_bytes(1)?, "key id")?,
+        payment_hash: bytes32(&get_bytes(2)?, "payment hash")?,
+        service: row.try_get(3).map_err(map_err("read token"))?,
+        price: Msat::new(row.try_get::<i64, _>(4).map_err(map_err("read token"))? as u64),
+        invoice: row.try_get(5).map_err(map_err("read token"))?,
+        created_at: row.try_get(6).map_err(map_err("read token"))?,
+        invoice_expires_at: row.try_get(7).map_err(map_err("read token"))?,
+        paid_at: row.try_get(8).map_err(map_err("read token"))?,
+        revoked_at: row.try_get(9).map_err(map_err("read token"))?,
+    })
+}
+
+impl Db {
+    pub(crate) fn kind(&self) -> &'static str {
+        match self {
+            Db::Sqlite(_) => "sqlite",
+            Db::Postgres(_) => "postgres",
+        }
+    }
+
+    pub(crate) async fn connect(url: &str) -> Result<Db, StoreError> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let options = PgConnectOptions::from_str(url)
+                .map_err(|e| StoreError::permanent(format!("invalid PostgreSQL URL: {e}")))?;
+            let pool = PgPoolOptions::new()
+                .max_connections(16)
+                .acquire_timeout(Duration::from_secs(5))
+                .connect_with(options)
+                .await
+                .map_err(map_err("connect to PostgreSQL"))?;
+            return Ok(Db::Postgres(pool));
+        }
+        if url == "sqlite::memory:" {
+            let options = SqliteConnectOptions::from_str(url).map_err(map_err("open SQLite"))?;
+            let pool = SqlitePoolOptions::new()
+                .max_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+                .connect_with(options)
+                .await
+                .map_err(map_err("open SQLite"))?;
+            return Ok(Db::Sqlite(pool));
+        }
+        let path = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .ok_or_else(|| {
+                StoreError::permanent(format!(
+                    "unsupported database URL {url:?}: use sqlite:PATH or postgres://…"
+                ))
+            })?;
+        let path = path.split('?').next().unwrap_or(path);
+        Self::sqlite_file(Path::new(path)).await
+    }
+
+    pub(crate) async fn sqlite_file(path: &Path) -> Result<Db, StoreError> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| {
+                StoreError::permanent(format!("cannot create {}: {e}", parent.display()))
+            })?;
+        }
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // Every commit reaches the disk before a challenge leaves.
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(5))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await
+            .map_err(|e| {
+                StoreError::transient(format!(
+                    "cannot open SQLite database {}: {e}",
+                    path.display()
+                ))
+            })?;
+        Ok(Db::Sqlite(pool))
+    }
+
+    /// Inserts records in one transaction.
+    pub(crate) async fn insert_batch(&self, records: &[&TokenRecord]) -> Result<(), StoreError> {
+        const CALL: &str = "store root key";
+        on_db!(self, |pool, ph| {
+            let mut tx = pool.begin().await.map_err(map_err(CALL))?;
+            for r in records {
+                sqlx::query(ph.sql("INSERT INTO l402_root_keys (key_id, root_key) VALUES (?, ?)"))
+                    .bind(r.key_id.as_bytes().to_vec())
+                    .bind(r.root_key.as_bytes().to_vec())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err(CALL))?;
+                sqlx::query(ph.sql(
+                    "INSERT INTO l402_tokens (token_id, key_id, payment_hash, service, price_msat, invoice, created_at, invoice_expires_at)
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                ))
+                .bind(r.token_id.as_bytes().to_vec())
+                .bind(r.key_id.as_bytes().to_vec())
+                .bind(r.payment_hash.as_bytes().to_vec())
+                .bind(r.service.as_str())
+                .bind(r.price.as_u64() as i64)
+                .bind(r.invoice.as_str())
+                .bind(r.created_at)
+                .bind(r.invoice_expires_at)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err(CALL))?;
+            }
+            tx.commit().await.map_err(map_err(CALL))
+        })
+    }
+
+    pub(crate) async fn root_key(&self, key_id: &KeyId) -> Result<Option<RootKey>, StoreError> {
+        const CALL: &str = "look up root key";
+        let bytes: Option<Vec<u8>> = on_db!(self, |pool, ph| {
+            sqlx::query_scalar(ph.sql("SELECT root_key FROM l402_root_keys WHERE key_id = ?"))
+                .bind(key_id.as_bytes().to_vec())
+                .fetch_optional(pool)
+                .await
+        })
+        .map_err(map_err(CALL))?;
+        bytes
+            .map(|b| bytes32::<RootKey>(&b, "root key"))
+            .transpose()
+    }
+
+    pub(crate) async fn payment_hash(
+        &self,
+        key_id: &KeyId,
+    ) -> Result<Option<PaymentHash>, StoreError> {
+        const CALL: &str = "look up token";
+        let bytes: Option<Vec<u8>> = on_db!(self, |pool, ph| {
+            sqlx::query_scalar(ph.sql("SELECT payment_hash FROM l402_tokens WHERE key_id = ?"))
+                .bind(key_id.as_bytes().to_vec())
+                .fetch_optional(pool)
+                .await
+        })
+        .map_err(map_err(CALL))?;
+        bytes
+            .map(|b| bytes32::<PaymentHash>(&b, "payment hash"))
+            .transpose()
+    }
+
+    pub(crate) async fn mark_paid(&self, key_id: &KeyId, now: i64) -> Result<(), StoreError> {
+        on_db!(self, |pool, ph| {
+            sqlx::query(
+                ph.sql("UPDATE l402_tokens SET paid_at = ? WHERE key_id = ? AND paid_at IS NULL"),
+            )
+            .bind(now)
+            .bind(key_id.as_bytes().to_vec())
+            .execute(pool)
+            .await
+            .map(|_| ())
+        })
+        .map_err(map_err("mark token paid"))
+    }
+
+    pub(crate) async fn revoke(
+        &self,
+        token_id: &TokenId,
+        now: i64,
+    ) -> Result<Option<KeyId>, StoreError> {
+        const CALL: &str = "revoke token";
+        let key: Option<Vec<u8>> = on_db!(self, |pool, ph| {
+            let mut tx = pool.begin().await.map_err(map_err(CALL))?;
+            let key: Option<Vec<u8>> =
+                sqlx::query_scalar(ph.sql("SELECT key_id FROM l402_tokens WHERE token_id = ?"))
+                    .bind(token_id.as_bytes().to_vec())
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(map_err(CALL))?;
+            if let Some(k) = &key {
+                sqlx::query(ph.sql("DELETE FROM l402_root_keys WHERE key_id = ?"))
+                    .bind(k.clone())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err(CALL))?;
+                sqlx::query(ph.sql(
+                    "UPDATE l402_tokens SET revoked_at = ? WHERE token_id = ? AND revoked_at IS NULL",
+                ))
+                .bind(now)
+                .bind(token_id.as_bytes().to_vec())
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err(CALL))?;
+                if matches!(ph, Ph::Dollar) {
+                    // Delivered to every listening instance when the transaction commits.
+                    sqlx::query(ph.sql("SELECT pg_notify(?, ?)"))
+                        .bind(CHANNEL)
+                        .bind(hex::encode(k))
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(map_err(CALL))?;
+                }
+            }
+            tx.commit().await.map_err(map_err(CALL))?;
+            Ok::<_, StoreError>(key)
+        })?;
+        key.map(|k| bytes32::<KeyId>(&k, "key id")).transpose()
+    }
+
+    pub(crate) async fn token(&self, token_id: &TokenId) -> Result<Option<TokenInfo>, StoreError> {
+        on_db!(self, |pool, ph| {
+            let row = sqlx::query(ph.sql(
+                "SELECT token_id, key_id, payment_hash, service, price_msat, invoice, created_at, invoice_expires_at, paid_at, revoked_at
+                 FROM l402_tokens WHERE token_id = ?",
+            ))
+            .bind(token_id.as_bytes().to_vec())
+            .fetch_optional(pool)
+            .await
+            .map_err(map_err("look up token"))?;
+            row.as_ref().map(token_info).transpose()
+        })
+    }
+
+    pub(crate) async fn recent_tokens(&self, limit: u32) -> Result<Vec<TokenInfo>, StoreError> {
+        debug_assert!(TOKEN_COLUMNS.contains("revoked_at"));
+        on_db!(self, |pool, ph| {
+            let rows = sqlx::query(ph.sql(
+                "SELECT token_id, key_id, payment_hash, service, price_msat, invoice, created_at, invoice_expires_at, paid_at, revoked_at
+                 FROM l402_tokens ORDER BY created_at DESC, token_id LIMIT ?",
+            ))
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await
+            .map_err(map_err("list tokens"))?;
+            rows.iter().map(token_info).collect()
+        })
+    }
+
+    pub(crate) async fn stats(&self) -> Result<crate::Stats, StoreError> {
+        on_db!(self, |pool, ph| {
+            let row = sqlx::query(ph.sql(
+                "SELECT COUNT(*),
+                        COUNT(paid_at),
+                        COUNT(revoked_at),
+                        CAST(COALESCE(SUM(CASE WHEN paid_at IS NOT NULL THEN price_msat ELSE 0 END), 0) AS BIGINT)
+                 FROM l402_tokens",
+            ))
+            .fetch_one(pool)
+            .await
+            .map_err(map_err("stats"))?;
+            let n = |i: usize| row.try_get::<i64, _>(i).map_err(map_err("stats"));
+            Ok(crate::Stats {
+                tokens: n(0)? as u64,
+                paid: n(1)? as u64,
+                revoked: n(2)? as u64,
+                revenue: Msat::new(n(3)? as u64),
+            })
+        })
+    }
+
+    pub(crate) async fn unpaid_expired(
+        &self,
+        before: i64,
+        limit: u32,
+    ) -> Result<Vec<(KeyId, PaymentHash)>, StoreError> {
+        let rows: Vec<(Vec<u8>, Vec<u8>)> = on_db!(self, |pool, ph| {
+            sqlx::query_as(ph.sql(
+                "SELECT key_id, payment_hash FROM l402_tokens
+                 WHERE paid_at IS NULL AND revoked_at IS NULL AND invoice_expires_at < ?
+                 ORDER BY invoice_expires_at LIMIT ?",
+            ))
+            .bind(before)
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await
+        })
+        .map_err(map_err("find expired challenges"))?;
+        rows.iter()
+            .map(|(k, h)| Ok((bytes32(k, "key id")?, bytes32(h, "payment hash")?)))
+            .collect()
+    }
+
+    /// Deletes a challenge that is still unpaid; returns how many were deleted (0 or 1).
+    pub(crate) async fn delete_unpaid(&self, key_id: &KeyId) -> Result<u64, StoreError> {
+        const CALL: &str = "delete expired challenge";
+        on_db!(self, |pool, ph| {
+            let mut tx = pool.begin().await.map_err(map_err(CALL))?;
+            let n =
+                sqlx::query(ph.sql("DELETE FROM l402_tokens WHERE key_id = ? AND paid_at IS NULL"))
+                    .bind(key_id.as_bytes().to_vec())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err(CALL))?
+                    .rows_affected();
+            if n > 0 {
+                sqlx::query(ph.sql("DELETE FROM l402_root_keys WHERE key_id = ?"))
+                    .bind(key_id.as_bytes().to_vec())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err(CALL))?;
+            }
+            tx.commit().await.map_err(map_err(CALL))?;
+            Ok(n)
+        })
+    }
+}
+
+/// Listens for revocations from other instances and re-announces them locally. When the
+/// connection drops, notifications may have been missed, so `Revocation::All` is announced.
+pub(crate) fn spawn_listener(pool: PgPool, out: broadcast::Sender<Revocation>) {
+    tokio::spawn(async move {
+        loop {
+            let mut listener = match PgListener::connect_with(&pool).await {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::warn!(error = %e, "revocation listener: cannot connect; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            if let Err(e) = listener.listen(CHANNEL).await {
+                tracing::warn!(error = %e, "revocation listener: LISTEN failed; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+            loop {
+                match listener.try_recv().await {
+                    Ok(Some(n)) => match hex::decode(n.payload())
+                        .ok()
+                        .and_then(|b| KeyId::try_from(&b[..]).ok())
+                    {
+                        Some(k) => {
+                            let _ = out.send(Revocation::Key(k));
+                        }
+                        None => {
+                            tracing::warn!(payload = n.payload(), "bad revocation notification")
+                        }
+                    },
+                    Ok(None) => {
+                        // Reconnected: anything sent meanwhile is lost.
+                        let _ = out.send(Revocation::All);
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "revocation listener failed; reconnecting");
+                        let _ = out.send(Revocation::All);
+                        break;
+                    }
+                }
+                if out.receiver_count() == 0 && out.len() == 0 && pool.is_closed() {
+                    return;
+                }
+            }
+        }
+    });
+}

@@ -1,0 +1,333 @@
+//! The same store suite on SQLite and on a real PostgreSQL (started by the test harness).
+
+use std::time::Duration;
+
+use l402::{
+    Identifier, InvoiceIssuer, InvoicePayer, InvoiceRequest, KeyId, Msat, PayRequest, Preimage,
+    RootKey, RootKeyStore, TokenId, TokenRecord,
+};
+use l402_devnode::{DevNode, DevNodeClient, DevNodeConfig};
+use l402_store::{Revocation, Store};
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+fn record(expires_in: i64) -> TokenRecord {
+    record_for(
+        Preimage::random().payment_hash(),
+        "bolt11-placeholder".into(),
+        expires_in,
+    )
+}
+
+fn record_for(hash: l402::PaymentHash, invoice: String, expires_in: i64) -> TokenRecord {
+    let id = Identifier::new(hash, TokenId::random());
+    TokenRecord {
+        key_id: id.key_id(),
+        root_key: RootKey::generate(),
+        token_id: *id.token_id(),
+        payment_hash: hash,
+        service: "weather".into(),
+        price: Msat::from_sat(21),
+        invoice,
+        created_at: now(),
+        invoice_expires_at: now() + expires_in,
+    }
+}
+
+/// A database URL for one test, and a way to open another handle on the same database.
+trait Backend {
+    fn url() -> String;
+}
+
+struct Sqlite;
+impl Backend for Sqlite {
+    fn url() -> String {
+        let dir = tempfile::tempdir().unwrap().keep();
+        format!("sqlite://{}", dir.join("l402.db").display())
+    }
+}
+
+struct Postgres;
+impl Backend for Postgres {
+    fn url() -> String {
+        l402_test::postgres::fresh_database()
+    }
+}
+
+async fn insert_and_get<B: Backend>() {
+    let store = Store::connect(&B::url()).await.unwrap();
+    let r = record(3600);
+    store.insert(r.clone()).await.unwrap();
+    assert_eq!(
+        store.root_key(&r.key_id).await.unwrap(),
+        Some(r.root_key.clone())
+    );
+    assert_eq!(
+        store.root_key(&KeyId::from_bytes([9; 32])).await.unwrap(),
+        None
+    );
+    let info = store.token(&r.token_id).await.unwrap().unwrap();
+    assert_eq!(info.key_id, r.key_id);
+    assert_eq!(info.payment_hash, r.payment_hash);
+    assert_eq!(info.service, "weather");
+    assert_eq!(info.price, Msat::from_sat(21));
+    assert_eq!(info.paid_at, None);
+    assert_eq!(
+        store.payment_hash(&r.key_id).await.unwrap(),
+        Some(r.payment_hash)
+    );
+}
+
+async fn survives_reopening<B: Backend>() {
+    let url = B::url();
+    let r = record(3600);
+    {
+        let store = Store::connect(&url).await.unwrap();
+        store.insert(r.clone()).await.unwrap();
+    }
+    let store = Store::connect(&url).await.unwrap();
+    assert_eq!(store.root_key(&r.key_id).await.unwrap(), Some(r.root_key));
+}
+
+async fn revoke_deletes_the_key_and_announces_it<B: Backend>() {
+    let store = Store::connect(&B::url()).await.unwrap();
+    let mut announcements = store.revocations();
+    let r = record(3600);
+    store.insert(r.clone()).await.unwrap();
+    assert_eq!(store.revoke(&r.token_id).await.unwrap(), Some(r.key_id));
+    assert_eq!(
+        store.root_key(&r.key_id).await.unwrap(),
+        None,
+        "never verifies again"
+    );
+    assert!(
+        store
+            .token(&r.token_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at
+            .is_some()
+    );
+    let got = tokio::time::timeout(Duration::from_secs(5), announcements.recv())
+        .await
+        .expect("announced")
+        .unwrap();
+    assert_eq!(got, Revocation::Key(r.key_id));
+    assert_eq!(store.revoke(&TokenId::random()).await.unwrap(), None);
+}
+
+async fn paid_tokens_count_as_revenue<B: Backend>() {
+    let store = Store::connect(&B::url()).await.unwrap();
+    let (a, b, c) = (record(3600), record(3600), record(3600));
+    for r in [&a, &b, &c] {
+        store.insert(r.clone()).await.unwrap();
+    }
+    store.mark_paid(&a.key_id).await.unwrap();
+    store.mark_paid(&a.key_id).await.unwrap(); // idempotent
+    store.mark_paid(&b.key_id).await.unwrap();
+    store.revoke(&c.token_id).await.unwrap();
+    let stats = store.stats().await.unwrap();
+    assert_eq!(stats.tokens, 3);
+    assert_eq!(stats.paid, 2);
+    assert_eq!(stats.revoked, 1);
+    assert_eq!(stats.revenue, Msat::from_sat(42));
+    let recent = store.recent_tokens(2).await.unwrap();
+    assert_eq!(recent.len(), 2);
+}
+
+async fn group_commit_under_concurrency<B: Backend>() {
+    let store = Store::connect(&B::url()).await.unwrap();
+    let records: Vec<TokenRecord> = (0..300).map(|_| record(3600)).collect();
+    let handles: Vec<_> = records
+        .iter()
+        .cloned()
+        .map(|r| {
+            let s = store.clone();
+            tokio::spawn(async move { s.insert(r).await })
+        })
+        .collect();
+    for h in handles {
+        h.await.unwrap().unwrap();
+    }
+    for r in &records {
+        assert_eq!(
+            store.root_key(&r.key_id).await.unwrap().as_ref(),
+            Some(&r.root_key)
+        );
+    }
+    assert_eq!(store.stats().await.unwrap().tokens, 300);
+}
+
+async fn cleanup_asks_the_issuer_first<B: Backend>() {
+    let store = Store::connect(&B::url()).await.unwrap();
+    let node = DevNode::in_memory(DevNodeConfig::default()).await.unwrap();
+    let shop = node.wallet("shop");
+    let inv = |s: u64| {
+        shop.create_invoice(
+            InvoiceRequest::new(Msat::from_sat(s), "x").expiry(Duration::from_secs(1)),
+        )
+    };
+    let expired = inv(1).await.unwrap();
+    let paid_late = inv(2).await.unwrap();
+    node.wallet("alice")
+        .pay(PayRequest::new(paid_late.bolt11.clone(), Msat::ZERO))
+        .await
+        .unwrap();
+    let open = shop
+        .create_invoice(InvoiceRequest::new(Msat::from_sat(3), "x"))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+
+    // All three records claim their invoice expired a minute ago; one more is unknown to the
+    // issuer and one is still in its validity window.
+    let r_expired = record_for(expired.payment_hash, expired.bolt11, -60);
+    let r_paid = record_for(paid_late.payment_hash, paid_late.bolt11, -60);
+    let r_open = record_for(open.payment_hash, open.bolt11, -60);
+    let r_unknown = record(-60);
+    let r_fresh = record(3600);
+    for r in [&r_expired, &r_paid, &r_open, &r_unknown, &r_fresh] {
+        store.insert(r.clone()).await.unwrap();
+    }
+
+    // An issuer that cannot be reached defers everything.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead = DevNodeClient::from_uri(&format!(
+        "devnode://{}/shop",
+        listener.local_addr().unwrap()
+    ))
+    .unwrap();
+    drop(listener);
+    let report = store
+        .cleanup(&dead, now(), Duration::from_secs(30), 100)
+        .await
+        .unwrap();
+    assert_eq!(report.deleted, 0);
+    assert_eq!(report.deferred, 4);
+
+    let report = store
+        .cleanup(&shop, now(), Duration::from_secs(30), 100)
+        .await
+        .unwrap();
+    assert_eq!(report.deleted, 2, "{report:?}");
+    assert_eq!(report.found_paid, 1, "{report:?}");
+    assert_eq!(report.deferred, 1, "{report:?}");
+    assert_eq!(store.root_key(&r_expired.key_id).await.unwrap(), None);
+    assert_eq!(store.root_key(&r_unknown.key_id).await.unwrap(), None);
+    assert!(
+        store.root_key(&r_paid.key_id).await.unwrap().is_some(),
+        "a paid token keeps working"
+    );
+    assert!(
+        store
+            .token(&r_paid.token_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .paid_at
+            .is_some()
+    );
+    assert!(store.root_key(&r_open.key_id).await.unwrap().is_some());
+    assert!(store.root_key(&r_fresh.key_id).await.unwrap().is_some());
+}
+
+macro_rules! suite {
+    ($m:ident, $b:ty) => {
+        mod $m {
+            use super::*;
+            #[tokio::test]
+            async fn insert_and_get() {
+                super::insert_and_get::<$b>().await
+            }
+            #[tokio::test]
+            async fn survives_reopening() {
+                super::survives_reopening::<$b>().await
+            }
+            #[tokio::test]
+            async fn revoke_deletes_the_key_and_announces_it() {
+                super::revoke_deletes_the_key_and_announces_it::<$b>().await
+            }
+            #[tokio::test]
+            async fn paid_tokens_count_as_revenue() {
+                super::paid_tokens_count_as_revenue::<$b>().await
+            }
+            #[tokio::test]
+            async fn group_commit_under_concurrency() {
+                super::group_commit_under_concurrency::<$b>().await
+            }
+            #[tokio::test]
+            async fn cleanup_asks_the_issuer_first() {
+                super::cleanup_asks_the_issuer_first::<$b>().await
+            }
+        }
+    };
+}
+
+suite!(sqlite, Sqlite);
+suite!(postgres, Postgres);
+
+#[tokio::test]
+async fn postgres_revocation_reaches_every_instance() {
+    let url = l402_test::postgres::fresh_database();
+    let a = Store::connect(&url).await.unwrap();
+    let b = Store::connect(&url).await.unwrap();
+    let mut heard_by_b = b.revocations();
+    // Give B's listener a moment to LISTEN.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let r = record(3600);
+    a.insert(r.clone()).await.unwrap();
+    assert!(
+        b.root_key(&r.key_id).await.unwrap().is_some(),
+        "shared state"
+    );
+    a.revoke(&r.token_id).await.unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match heard_by_b.recv().await.unwrap() {
+                Revocation::Key(k) if k == r.key_id => return,
+                _ => continue,
+            }
+        }
+    })
+    .await;
+    assert!(got.is_ok(), "instance B never heard of the revocation");
+    assert_eq!(b.root_key(&r.key_id).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn a_newer_schema_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("x.db").display());
+    drop(Store::connect(&url).await.unwrap());
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    sqlx::query("INSERT INTO l402_schema (version) VALUES (99)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let err = Store::connect(&url).await.unwrap_err();
+    assert!(!err.is_transient());
+    assert!(err.to_string().contains("schema version 99"), "{err}");
+}
+
+#[tokio::test]
+async fn bad_urls_name_the_problem() {
+    let err = Store::connect("mysql://x").await.unwrap_err();
+    assert!(
+        err.to_string().contains("sqlite:PATH or postgres://"),
+        "{err}"
+    );
+    let err = Store::connect("postgres://nobody@127.0.0.1:1/x")
+        .await
+        .unwrap_err();
+    assert!(
+        err.is_transient(),
+        "an unreachable database may come back: {err}"
+    );
+}
