@@ -441,8 +441,23 @@ impl Db {
 
 /// Listens for revocations from other instances and re-announces them locally. When the
 /// connection drops, notifications may have been missed, so `Revocation::All` is announced.
-pub(crate) fn spawn_listener(pool: PgPool, out: broadcast::Sender<Revocation>) {
+///
+/// The task ends when `stop` is dropped (with the store).
+pub(crate) fn spawn_listener(
+    pool: PgPool,
+    out: broadcast::Sender<Revocation>,
+    mut stop: tokio::sync::oneshot::Receiver<()>,
+) {
     tokio::spawn(async move {
+        tokio::select! {
+            () = listen(pool, out) => {}
+            _ = &mut stop => {}
+        }
+    });
+}
+
+async fn listen(pool: PgPool, out: broadcast::Sender<Revocation>) {
+    {
         loop {
             let mut listener = match PgListener::connect_with(&pool).await {
                 Ok(l) => l,
@@ -480,10 +495,7 @@ pub(crate) fn spawn_listener(pool: PgPool, out: broadcast::Sender<Revocation>) {
                         break;
                     }
                 }
-                if out.receiver_count() == 0 && out.len() == 0 && pool.is_closed() {
-                    return;
-                }
             }
         }
-    });
+    }
 }

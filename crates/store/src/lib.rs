@@ -85,6 +85,8 @@ struct Inner {
     db: Db,
     writer: mpsc::Sender<writer::Pending>,
     revocations: broadcast::Sender<Revocation>,
+    /// Dropping this stops the PostgreSQL revocation listener.
+    _stop_listener: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -114,15 +116,21 @@ impl Store {
     async fn start(db: Db) -> Result<Store, StoreError> {
         schema::migrate(&db).await?;
         let (revocations, _) = broadcast::channel(1024);
-        if let Db::Postgres(pool) = &db {
-            db::spawn_listener(pool.clone(), revocations.clone());
-        }
+        let stop_listener = match &db {
+            Db::Postgres(pool) => {
+                let (stop, stopped) = tokio::sync::oneshot::channel();
+                db::spawn_listener(pool.clone(), revocations.clone(), stopped);
+                Some(stop)
+            }
+            Db::Sqlite(_) => None,
+        };
         let writer = writer::spawn(db.clone());
         Ok(Store {
             inner: Arc::new(Inner {
                 db,
                 writer,
                 revocations,
+                _stop_listener: stop_listener,
             }),
         })
     }
