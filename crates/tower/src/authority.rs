@@ -1,0 +1,280 @@
+//! The [`Authority`]: verifies credentials and mints challenges.
+//!
+//! Verification never calls the Lightning node and, once a token's root key is cached, never
+//! touches the database: parse → preflight (identifier, preimage) → root key (cache, else store)
+//! → signature and caveats. A store that cannot answer is a 503, never a fresh challenge.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use http::HeaderMap;
+use l402::{
+    Challenge, ChallengeFormat, Context, Credential, Identifier, InvoiceIssuer, InvoiceRequest,
+    KeyId, RootKey, RootKeyStore, TokenId, TokenRecord, VerifiedToken, Verifier, mint,
+};
+
+use crate::cache::RootKeyCache;
+use crate::{OnInvalid, OnMissing, Policy, Rejection};
+
+/// How an [`Authority`] mints and verifies.
+#[derive(Clone, Debug)]
+pub struct AuthorityOptions {
+    /// The macaroon location (Aperture writes `lsat`).
+    pub location: String,
+    /// How long an invoice can be paid.
+    pub invoice_expiry: Duration,
+    /// How challenges are written.
+    pub challenge_format: ChallengeFormat,
+    /// Refuse caveats nobody checks (default: skip them, as the spec says).
+    pub strict_caveats: bool,
+    /// How many root keys to cache.
+    pub cache_capacity: usize,
+    /// How long a cached root key is trusted before it is read again (bounds how long a
+    /// revocation missed by every notification could go unseen).
+    pub cache_ttl: Duration,
+    /// The `Retry-After` of a 503.
+    pub retry_after: Duration,
+}
+
+impl Default for AuthorityOptions {
+    fn default() -> Self {
+        AuthorityOptions {
+            location: l402::DEFAULT_LOCATION.into(),
+            invoice_expiry: Duration::from_secs(3600),
+            challenge_format: ChallengeFormat::default(),
+            strict_caveats: false,
+            cache_capacity: 100_000,
+            cache_ttl: Duration::from_secs(300),
+            retry_after: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Verifies credentials and mints challenges for one token store and one invoice issuer.
+/// Cheap to clone.
+pub struct Authority<I, K> {
+    inner: Arc<Inner<I, K>>,
+}
+
+struct Inner<I, K> {
+    issuer: I,
+    store: K,
+    cache: RootKeyCache,
+    options: AuthorityOptions,
+}
+
+impl<I, K> Clone for Authority<I, K> {
+    fn clone(&self) -> Self {
+        Authority {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+fn now_secs() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+impl<I, K> Authority<I, K>
+where
+    I: InvoiceIssuer + 'static,
+    K: RootKeyStore + 'static,
+{
+    /// An authority over `issuer` (creates invoices) and `store` (keeps root keys).
+    pub fn new(issuer: I, store: K, options: AuthorityOptions) -> Self {
+        let cache = RootKeyCache::new(options.cache_capacity, options.cache_ttl);
+        Authority {
+            inner: Arc::new(Inner {
+                issuer,
+                store,
+                cache,
+                options,
+            }),
+        }
+    }
+
+    /// The invoice issuer.
+    pub fn issuer(&self) -> &I {
+        &self.inner.issuer
+    }
+
+    /// The token store.
+    pub fn store(&self) -> &K {
+        &self.inner.store
+    }
+
+    /// The options.
+    pub fn options(&self) -> &AuthorityOptions {
+        &self.inner.options
+    }
+
+    /// Forgets a cached root key (after a revocation).
+    pub fn invalidate(&self, key_id: &KeyId) {
+        self.inner.cache.remove(key_id);
+    }
+
+    /// Forgets every cached root key (when revocations may have been missed).
+    pub fn invalidate_all(&self) {
+        self.inner.cache.clear();
+    }
+
+    /// Decides a request from its headers: the verified token, or the rejection to answer with
+    /// (a challenge when there is no credential, 401/402 when it is invalid, 503 when the store
+    /// or the Lightning backend cannot answer).
+    pub async fn authorize(
+        &self,
+        headers: &HeaderMap,
+        policy: &Policy,
+    ) -> Result<VerifiedToken, Rejection> {
+        match Credential::from_headers(headers) {
+            Ok(credential) => self.verify(&credential, policy).await,
+            Err(e) if e.is_missing() => match policy.on_missing {
+                OnMissing::Challenge => Err(self.challenge(policy).await?),
+                OnMissing::Unauthorized => Err(Rejection::Unauthorized {
+                    reason: e.to_string(),
+                }),
+            },
+            Err(e) => Err(self.invalid(policy, e.to_string()).await),
+        }
+    }
+
+    /// Verifies a parsed credential against `policy`.
+    pub async fn verify(
+        &self,
+        credential: &Credential,
+        policy: &Policy,
+    ) -> Result<VerifiedToken, Rejection> {
+        let mut verifier = Verifier::new()
+            .service(policy.service.to_string())
+            .strict(self.inner.options.strict_caveats);
+        for s in policy.all_satisfiers() {
+            verifier = verifier.satisfier(s);
+        }
+        let pending = match verifier.preflight(credential) {
+            Ok(p) => p,
+            Err(e) => return Err(self.invalid(policy, e.to_string()).await),
+        };
+        let key_id = pending.key_id();
+        let (root_key, paid_recorded) = match self.root_key(&key_id).await? {
+            Some(found) => found,
+            None => {
+                return Err(self
+                    .invalid(policy, "unknown or revoked token".to_string())
+                    .await);
+            }
+        };
+        let mut context = Context::at(now_secs());
+        if let Some(cap) = policy.required_capability.as_deref() {
+            context = context.with_capability(cap);
+        }
+        match pending.finish(&verifier, &root_key, &context) {
+            Ok(token) => {
+                if !paid_recorded {
+                    self.record_paid(key_id);
+                }
+                Ok(token)
+            }
+            Err(e) => Err(self.invalid(policy, e.to_string()).await),
+        }
+    }
+
+    async fn root_key(&self, key_id: &KeyId) -> Result<Option<(RootKey, bool)>, Rejection> {
+        if let Some(hit) = self.inner.cache.get(key_id) {
+            return Ok(Some(hit));
+        }
+        match self.inner.store.root_key(key_id).await {
+            Ok(Some(k)) => {
+                self.inner.cache.insert(*key_id, k.clone(), false);
+                Ok(Some((k, false)))
+            }
+            Ok(None) => Ok(None),
+            Err(e) => {
+                tracing::warn!(error = %e, "root key lookup failed; answering 503");
+                Err(Rejection::Unavailable {
+                    retry_after: self.inner.options.retry_after,
+                    reason: "the token store cannot be reached".into(),
+                })
+            }
+        }
+    }
+
+    /// Records, off the response path, that the token was seen paid.
+    fn record_paid(&self, key_id: KeyId) {
+        self.inner.cache.set_paid_recorded(&key_id);
+        let this = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = this.inner.store.mark_paid(&key_id).await {
+                tracing::debug!(error = %e, "could not record a token as paid; will retry next time");
+                this.inner.cache.remove(&key_id);
+            }
+        });
+    }
+
+    async fn invalid(&self, policy: &Policy, reason: String) -> Rejection {
+        tracing::debug!(service = %policy.service, %reason, "invalid L402 credential");
+        match policy.on_invalid {
+            OnInvalid::Unauthorized => Rejection::Unauthorized { reason },
+            OnInvalid::Challenge => match self.challenge(policy).await {
+                Ok(r) | Err(r) => r,
+            },
+        }
+    }
+
+    /// Mints a challenge for `policy`: an invoice from the issuer, a fresh root key stored
+    /// durably, a macaroon bound to the invoice. Returns the 402 rejection carrying it, or a 503
+    /// when the issuer or the store cannot complete (no challenge ever leaves without its root key
+    /// on disk).
+    pub async fn challenge(&self, policy: &Policy) -> Result<Rejection, Rejection> {
+        let o = &self.inner.options;
+        let unavailable = |reason: &str| Rejection::Unavailable {
+            retry_after: o.retry_after,
+            reason: reason.into(),
+        };
+        let now = now_secs();
+        let caveats = policy.caveats(now).map_err(|e| {
+            tracing::error!(error = %e, service = %policy.service, "cannot build caveats");
+            unavailable("the service's token terms are invalid")
+        })?;
+        let invoice = self
+            .inner
+            .issuer
+            .create_invoice(
+                InvoiceRequest::new(policy.price, format!("L402 {}", policy.service))
+                    .expiry(o.invoice_expiry),
+            )
+            .await
+            .map_err(|e| {
+                tracing::warn!(error = %e, "cannot create an invoice; answering 503");
+                unavailable("the Lightning backend cannot issue an invoice")
+            })?;
+        let root_key = RootKey::generate();
+        let id = Identifier::new(invoice.payment_hash, TokenId::random());
+        let macaroon = mint(&root_key, &id, &o.location, &caveats);
+        let record = TokenRecord {
+            key_id: id.key_id(),
+            root_key,
+            token_id: *id.token_id(),
+            payment_hash: invoice.payment_hash,
+            service: policy.service.to_string(),
+            price: policy.price,
+            invoice: invoice.bolt11.clone(),
+            created_at: now,
+            invoice_expires_at: now.saturating_add(o.invoice_expiry.as_secs() as i64),
+        };
+        self.inner.store.insert(record).await.map_err(|e| {
+            tracing::warn!(error = %e, "cannot store a root key; answering 503");
+            unavailable("the token store cannot be reached")
+        })?;
+        let challenge = Challenge::new(macaroon, invoice.bolt11).map_err(|e| {
+            tracing::error!(error = %e, "the backend returned an unusable invoice");
+            unavailable("the Lightning backend returned an unusable invoice")
+        })?;
+        Ok(Rejection::PaymentRequired {
+            challenge: Box::new(challenge),
+            format: o.challenge_format,
+        })
+    }
+}

@@ -1,0 +1,155 @@
+//! An in-memory cache of verified root keys, so the hot path never touches the database.
+//!
+//! Sharded `RwLock<HashMap>`: lookups take a read lock on one of 16 shards. Entries expire after
+//! a TTL (bounding how long a revocation missed by every notification channel can go unseen) and
+//! a full shard drops its expired entries, then its oldest half.
+
+use std::collections::HashMap;
+use std::sync::RwLock;
+use std::time::{Duration, Instant};
+
+use l402::{KeyId, RootKey};
+
+const SHARDS: usize = 16;
+
+struct Entry {
+    root_key: RootKey,
+    inserted: Instant,
+    /// Whether this process has already recorded the token as paid.
+    paid_recorded: bool,
+}
+
+/// Cache of root keys by key id.
+pub(crate) struct RootKeyCache {
+    shards: Vec<RwLock<HashMap<KeyId, Entry>>>,
+    ttl: Duration,
+    per_shard: usize,
+}
+
+fn shard_of(key: &KeyId) -> usize {
+    // Key ids are SHA-256 outputs: any byte is uniformly distributed.
+    key.as_bytes()[0] as usize % SHARDS
+}
+
+impl RootKeyCache {
+    pub(crate) fn new(capacity: usize, ttl: Duration) -> Self {
+        RootKeyCache {
+            shards: (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect(),
+            ttl,
+            per_shard: (capacity / SHARDS).max(1),
+        }
+    }
+
+    /// The cached root key, and whether the token was already recorded as paid.
+    pub(crate) fn get(&self, key: &KeyId) -> Option<(RootKey, bool)> {
+        let shard = self.shards[shard_of(key)]
+            .read()
+            .unwrap_or_else(|p| p.into_inner());
+        let e = shard.get(key)?;
+        if e.inserted.elapsed() > self.ttl {
+            return None;
+        }
+        Some((e.root_key.clone(), e.paid_recorded))
+    }
+
+    pub(crate) fn insert(&self, key: KeyId, root_key: RootKey, paid_recorded: bool) {
+        let mut shard = self.shards[shard_of(&key)]
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
+        if shard.len() >= self.per_shard && !shard.contains_key(&key) {
+            let ttl = self.ttl;
+            shard.retain(|_, e| e.inserted.elapsed() <= ttl);
+            if shard.len() >= self.per_shard {
+                let mut ages: Vec<Instant> = shard.values().map(|e| e.inserted).collect();
+                ages.sort_unstable();
+                let cutoff = ages[ages.len() / 2];
+                shard.retain(|_, e| e.inserted > cutoff);
+            }
+        }
+        shard.insert(
+            key,
+            Entry {
+                root_key,
+                inserted: Instant::now(),
+                paid_recorded,
+            },
+        );
+    }
+
+    pub(crate) fn set_paid_recorded(&self, key: &KeyId) {
+        let mut shard = self.shards[shard_of(key)]
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(e) = shard.get_mut(key) {
+            e.paid_recorded = true;
+        }
+    }
+
+    pub(crate) fn remove(&self, key: &KeyId) {
+        self.shards[shard_of(key)]
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(key);
+    }
+
+    pub(crate) fn clear(&self) {
+        for s in &self.shards {
+            s.write().unwrap_or_else(|p| p.into_inner()).clear();
+        }
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.shards.iter().map(|s| s.read().unwrap().len()).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(i: u8, j: u8) -> KeyId {
+        let mut b = [0u8; 32];
+        b[0] = i;
+        b[1] = j;
+        KeyId::from_bytes(b)
+    }
+
+    #[test]
+    fn get_insert_remove_clear() {
+        let c = RootKeyCache::new(1000, Duration::from_secs(60));
+        let k = key(1, 1);
+        assert!(c.get(&k).is_none());
+        c.insert(k, RootKey::from_bytes([5; 32]), false);
+        assert_eq!(c.get(&k), Some((RootKey::from_bytes([5; 32]), false)));
+        c.set_paid_recorded(&k);
+        assert_eq!(c.get(&k).unwrap().1, true);
+        c.remove(&k);
+        assert!(c.get(&k).is_none());
+        c.insert(k, RootKey::from_bytes([5; 32]), false);
+        c.clear();
+        assert!(c.get(&k).is_none());
+    }
+
+    #[test]
+    fn entries_expire() {
+        let c = RootKeyCache::new(1000, Duration::from_millis(0));
+        let k = key(2, 2);
+        c.insert(k, RootKey::from_bytes([5; 32]), false);
+        std::thread::sleep(Duration::from_millis(2));
+        assert!(c.get(&k).is_none());
+    }
+
+    #[test]
+    fn capacity_is_bounded() {
+        let c = RootKeyCache::new(SHARDS * 8, Duration::from_secs(60));
+        for j in 0..100 {
+            c.insert(key(0, j), RootKey::from_bytes([1; 32]), false);
+        }
+        assert!(
+            c.len() <= 8,
+            "one shard holds at most its share: {}",
+            c.len()
+        );
+    }
+}

@@ -1,0 +1,206 @@
+//! The terms of one request: which service, what it costs, what a token grants and requires.
+//!
+//! A [`Policy`] is set once for an [`L402Layer`](crate::L402Layer), or per request by putting one
+//! in the request's extensions before the layer runs (the proxy does this after routing).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use l402::{Caveat, CaveatError, Msat, Satisfier};
+
+/// What to answer when a request carries no credential.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OnMissing {
+    /// Mint a challenge: 402 with an invoice (the normal case).
+    #[default]
+    Challenge,
+    /// 401 without minting (for paths where a challenge cannot be used, e.g. server streams;
+    /// Aperture's `authskipinvoicecreationpaths`).
+    Unauthorized,
+}
+
+/// What to answer when a credential is present but invalid.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OnInvalid {
+    /// 401, as the bLIP and the L402 spec say.
+    #[default]
+    Unauthorized,
+    /// A fresh 402 challenge, as Aperture does (for clients that expect it).
+    Challenge,
+}
+
+/// The terms of a request.
+#[derive(Clone)]
+pub struct Policy {
+    /// The service name (in the `services` caveat, and the prefix of its other caveats).
+    pub service: Arc<str>,
+    /// The tier minted into the `services` caveat.
+    pub tier: u8,
+    /// The price of a token. Zero means the request is free (no credential needed).
+    pub price: Msat,
+    /// Capabilities minted into `<service>_capabilities` (`None`: no caveat, unrestricted).
+    pub capabilities: Option<Arc<[String]>>,
+    /// Extra `condition=value` caveats minted into every token and enforced on every request:
+    /// a repeat must carry the same value, and the last must equal the configured value.
+    pub constraints: Arc<[(String, String)]>,
+    /// How long a token works after minting (`<service>_valid_until`); `None`: forever.
+    pub token_lifetime: Option<Duration>,
+    /// The capability this request needs, if any.
+    pub required_capability: Option<Arc<str>>,
+    /// Answer to a request without a credential.
+    pub on_missing: OnMissing,
+    /// Answer to an invalid credential.
+    pub on_invalid: OnInvalid,
+    /// Custom satisfiers for conditions of your own.
+    pub satisfiers: Arc<[Arc<dyn Satisfier>]>,
+}
+
+impl Policy {
+    /// A policy for `service` at `price`, base tier, no capabilities, tokens that never expire.
+    pub fn new(service: impl Into<Arc<str>>, price: Msat) -> Self {
+        Policy {
+            service: service.into(),
+            tier: 0,
+            price,
+            capabilities: None,
+            constraints: Arc::new([]),
+            token_lifetime: None,
+            required_capability: None,
+            on_missing: OnMissing::Challenge,
+            on_invalid: OnInvalid::Unauthorized,
+            satisfiers: Arc::new([]),
+        }
+    }
+
+    /// Sets the tier.
+    #[must_use]
+    pub fn tier(mut self, tier: u8) -> Self {
+        self.tier = tier;
+        self
+    }
+
+    /// Sets the capabilities minted into tokens.
+    #[must_use]
+    pub fn capabilities<I: IntoIterator<Item = S>, S: Into<String>>(mut self, caps: I) -> Self {
+        self.capabilities = Some(caps.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Sets the token lifetime.
+    #[must_use]
+    pub fn token_lifetime(mut self, lifetime: Duration) -> Self {
+        self.token_lifetime = Some(lifetime);
+        self
+    }
+
+    /// Sets constraint caveats (`condition=value`).
+    #[must_use]
+    pub fn constraints<I: IntoIterator<Item = (String, String)>>(mut self, c: I) -> Self {
+        self.constraints = c.into_iter().collect();
+        self
+    }
+
+    /// Requires a capability.
+    #[must_use]
+    pub fn require_capability(mut self, cap: impl Into<Arc<str>>) -> Self {
+        self.required_capability = Some(cap.into());
+        self
+    }
+
+    /// Sets the answer to an invalid credential.
+    #[must_use]
+    pub fn on_invalid(mut self, on_invalid: OnInvalid) -> Self {
+        self.on_invalid = on_invalid;
+        self
+    }
+
+    /// Sets the answer to a missing credential.
+    #[must_use]
+    pub fn on_missing(mut self, on_missing: OnMissing) -> Self {
+        self.on_missing = on_missing;
+        self
+    }
+
+    /// The caveats minted into a token issued at `now` (unix seconds), in Aperture's order.
+    pub fn caveats(&self, now: i64) -> Result<Vec<Caveat>, l402::Error> {
+        let mut spec = l402::TokenSpec::new(self.service.to_string(), self.tier);
+        if let Some(caps) = &self.capabilities {
+            spec = spec.capabilities(caps.iter().cloned());
+        }
+        for (k, v) in self.constraints.iter() {
+            spec = spec.constraint(k.clone(), v.clone());
+        }
+        if let Some(l) = self.token_lifetime {
+            spec = spec.valid_until(now.saturating_add(l.as_secs() as i64));
+        }
+        spec.caveats()
+    }
+
+    /// The satisfiers verification uses: the custom ones, plus one per constraint.
+    pub(crate) fn all_satisfiers(&self) -> impl Iterator<Item = Arc<dyn Satisfier>> + '_ {
+        let constraints = self
+            .constraints
+            .iter()
+            .filter(|(k, _)| !self.satisfiers.iter().any(|s| s.condition() == k))
+            .map(|(k, v)| {
+                Arc::new(Constraint {
+                    condition: k.clone(),
+                    value: v.clone(),
+                }) as Arc<dyn Satisfier>
+            });
+        self.satisfiers.iter().cloned().chain(constraints)
+    }
+}
+
+impl std::fmt::Debug for Policy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Policy")
+            .field("service", &self.service)
+            .field("tier", &self.tier)
+            .field("price", &self.price)
+            .field("capabilities", &self.capabilities)
+            .field("constraints", &self.constraints)
+            .field("token_lifetime", &self.token_lifetime)
+            .field("required_capability", &self.required_capability)
+            .field("on_missing", &self.on_missing)
+            .field("on_invalid", &self.on_invalid)
+            .field("satisfiers", &self.satisfiers.len())
+            .finish()
+    }
+}
+
+/// Enforces a configured constraint caveat: it may not change, and must carry the configured
+/// value (so a token minted under other terms does not pass).
+struct Constraint {
+    condition: String,
+    value: String,
+}
+
+impl Satisfier for Constraint {
+    fn condition(&self) -> &str {
+        &self.condition
+    }
+
+    fn satisfy_previous(&self, previous: &str, current: &str) -> Result<(), CaveatError> {
+        if previous == current {
+            Ok(())
+        } else {
+            Err(CaveatError::NotNarrowing {
+                condition: self.condition.clone(),
+                previous: previous.into(),
+                current: current.into(),
+            })
+        }
+    }
+
+    fn satisfy_final(&self, value: &str) -> Result<(), CaveatError> {
+        if value == self.value {
+            Ok(())
+        } else {
+            Err(CaveatError::Refused {
+                condition: self.condition.clone(),
+                reason: format!("expected {:?}, token has {value:?}", self.value),
+            })
+        }
+    }
+}

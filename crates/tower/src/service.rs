@@ -1,0 +1,88 @@
+//! [`L402Service`]: the middleware itself.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::{Either, Full};
+use l402::{InvoiceIssuer, RootKeyStore};
+use tower::Service;
+
+use crate::{Authority, Policy, is_grpc};
+
+/// The response body: the inner service's, or a rejection's.
+pub type ResponseBody<B> = Either<B, Full<Bytes>>;
+
+/// The middleware built by [`L402Layer`](crate::L402Layer).
+pub struct L402Service<S, I, K> {
+    inner: S,
+    authority: Authority<I, K>,
+    default_policy: Policy,
+}
+
+impl<S, I, K> L402Service<S, I, K> {
+    /// Wraps `inner`.
+    pub fn new(inner: S, authority: Authority<I, K>, default_policy: Policy) -> Self {
+        L402Service {
+            inner,
+            authority,
+            default_policy,
+        }
+    }
+}
+
+impl<S: Clone, I, K> Clone for L402Service<S, I, K> {
+    fn clone(&self) -> Self {
+        L402Service {
+            inner: self.inner.clone(),
+            authority: self.authority.clone(),
+            default_policy: self.default_policy.clone(),
+        }
+    }
+}
+
+impl<S, I, K, ReqB, ResB> Service<Request<ReqB>> for L402Service<S, I, K>
+where
+    S: Service<Request<ReqB>, Response = Response<ResB>> + Clone + Send + 'static,
+    S::Future: Send,
+    I: InvoiceIssuer + 'static,
+    K: RootKeyStore + 'static,
+    ReqB: Send + 'static,
+{
+    type Response = Response<ResponseBody<ResB>>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<ReqB>) -> Self::Future {
+        // The clone is not ready yet; take the ready one (tower's usual swap).
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let authority = self.authority.clone();
+        let policy = req
+            .extensions()
+            .get::<Policy>()
+            .cloned()
+            .unwrap_or_else(|| self.default_policy.clone());
+        Box::pin(async move {
+            if policy.price == l402::Msat::ZERO {
+                return inner.call(req).await.map(|r| r.map(Either::Left));
+            }
+            match authority.authorize(req.headers(), &policy).await {
+                Ok(token) => {
+                    req.extensions_mut().insert(token);
+                    inner.call(req).await.map(|r| r.map(Either::Left))
+                }
+                Err(rejection) => {
+                    let grpc = is_grpc(req.headers());
+                    Ok(rejection.into_response(grpc).map(Either::Right))
+                }
+            }
+        })
+    }
+}
