@@ -5,11 +5,14 @@
 //!   request and one JSON response per call.
 //! * [`conformance`] is the suite every Lightning backend adapter runs.
 //! * [`invoice`] makes real, signed BOLT11 invoices for tests that need one.
+//! * [`lnbits`] installs and starts a real LNbits (`scripts/lnbits/up.sh`) with two funded test
+//!   wallets, once per test process, and stops it when the process exits.
 //! * [`postgres`] starts a throw-away PostgreSQL server for store tests.
 
 pub mod conformance;
 pub mod interop;
 pub mod invoice;
+pub mod lnbits;
 pub mod postgres;
 
 /// The workspace root (where `Cargo.toml`, `scripts/` and `target/` live).

@@ -123,7 +123,7 @@ mod tests {
         c.insert(k, RootKey::from_bytes([5; 32]), false);
         assert_eq!(c.get(&k), Some((RootKey::from_bytes([5; 32]), false)));
         c.set_paid_recorded(&k);
-        assert_eq!(c.get(&k).unwrap().1, true);
+        assert!(c.get(&k).unwrap().1);
         c.remove(&k);
         assert!(c.get(&k).is_none());
         c.insert(k, RootKey::from_bytes([5; 32]), false);
