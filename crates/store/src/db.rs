@@ -32,6 +32,16 @@ pub(crate) enum Ph {
 }
 
 impl Ph {
+    /// The statement that opens a transaction that will write. SQLite must take the write lock
+    /// up front: a deferred transaction that reads first and writes later fails with "database is
+    /// locked" when another connection writes in between.
+    pub(crate) fn begin_write(self) -> &'static str {
+        match self {
+            Ph::Question => "BEGIN IMMEDIATE",
+            Ph::Dollar => "BEGIN",
+        }
+    }
+
     /// The query text with `?` placeholders, renumbered `$1, $2, …` for PostgreSQL.
     pub(crate) fn sql(self, text: &'static str) -> AssertSqlSafe<Cow<'static, str>> {
         match self {
@@ -224,7 +234,10 @@ impl Db {
     pub(crate) async fn insert_batch(&self, records: &[&TokenRecord]) -> Result<(), StoreError> {
         const CALL: &str = "store root key";
         on_db!(self, |pool, ph| {
-            let mut tx = pool.begin().await.map_err(map_err(CALL))?;
+            let mut tx = pool
+                .begin_with(ph.begin_write())
+                .await
+                .map_err(map_err(CALL))?;
             for r in records {
                 sqlx::query(ph.sql("INSERT INTO l402_root_keys (key_id, root_key) VALUES (?, ?)"))
                     .bind(r.key_id.as_bytes().to_vec())
@@ -304,7 +317,10 @@ impl Db {
     ) -> Result<Option<KeyId>, StoreError> {
         const CALL: &str = "revoke token";
         let key: Option<Vec<u8>> = on_db!(self, |pool, ph| {
-            let mut tx = pool.begin().await.map_err(map_err(CALL))?;
+            let mut tx = pool
+                .begin_with(ph.begin_write())
+                .await
+                .map_err(map_err(CALL))?;
             let key: Option<Vec<u8>> =
                 sqlx::query_scalar(ph.sql("SELECT key_id FROM l402_tokens WHERE token_id = ?"))
                     .bind(token_id.as_bytes().to_vec())
@@ -418,7 +434,10 @@ impl Db {
     pub(crate) async fn delete_unpaid(&self, key_id: &KeyId) -> Result<u64, StoreError> {
         const CALL: &str = "delete expired challenge";
         on_db!(self, |pool, ph| {
-            let mut tx = pool.begin().await.map_err(map_err(CALL))?;
+            let mut tx = pool
+                .begin_with(ph.begin_write())
+                .await
+                .map_err(map_err(CALL))?;
             let n =
                 sqlx::query(ph.sql("DELETE FROM l402_tokens WHERE key_id = ? AND paid_at IS NULL"))
                     .bind(key_id.as_bytes().to_vec())

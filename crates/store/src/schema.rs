@@ -49,7 +49,10 @@ fn ddl(blob: &str) -> Vec<String> {
 pub(crate) async fn migrate(db: &Db) -> Result<(), StoreError> {
     match db {
         Db::Sqlite(pool) => {
-            let mut tx = pool.begin().await.map_err(map_err("migrate"))?;
+            let mut tx = pool
+                .begin_with("BEGIN IMMEDIATE")
+                .await
+                .map_err(map_err("migrate"))?;
             for stmt in ddl("BLOB") {
                 sqlx::query(sqlx::AssertSqlSafe(stmt))
                     .execute(&mut *tx)

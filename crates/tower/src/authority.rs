@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use http::HeaderMap;
+use http::request::Parts;
 use l402::{
     Challenge, ChallengeFormat, Context, Credential, Identifier, InvoiceIssuer, InvoiceRequest,
     KeyId, RootKey, RootKeyStore, TokenId, TokenRecord, VerifiedToken, Verifier, mint,
@@ -121,23 +121,23 @@ where
         self.inner.cache.clear();
     }
 
-    /// Decides a request from its headers: the verified token, or the rejection to answer with
-    /// (a challenge when there is no credential, 401/402 when it is invalid, 503 when the store
-    /// or the Lightning backend cannot answer).
-    pub async fn authorize(
-        &self,
-        headers: &HeaderMap,
-        policy: &Policy,
-    ) -> Result<VerifiedToken, Rejection> {
-        match Credential::from_headers(headers) {
-            Ok(credential) => self.verify(&credential, policy).await,
+    /// Decides a request: let it through ([`Grant::Token`] with the verified token, or
+    /// [`Grant::Free`] when the price came out as zero), or the rejection to answer with (a
+    /// challenge when there is no credential, 401/402 when it is invalid, 503 when the store or
+    /// the Lightning backend cannot answer).
+    pub async fn authorize(&self, request: &Parts, policy: &Policy) -> Result<Grant, Rejection> {
+        match Credential::from_headers(&request.headers) {
+            Ok(credential) => self
+                .verify(&credential, request, policy)
+                .await
+                .map(Grant::Token),
             Err(e) if e.is_missing() => match policy.on_missing {
-                OnMissing::Challenge => Err(self.challenge(policy).await?),
+                OnMissing::Challenge => self.challenge(request, policy).await,
                 OnMissing::Unauthorized => Err(Rejection::Unauthorized {
                     reason: e.to_string(),
                 }),
             },
-            Err(e) => Err(self.invalid(policy, e.to_string()).await),
+            Err(e) => self.invalid(request, policy, e.to_string()).await,
         }
     }
 
@@ -145,6 +145,7 @@ where
     pub async fn verify(
         &self,
         credential: &Credential,
+        request: &Parts,
         policy: &Policy,
     ) -> Result<VerifiedToken, Rejection> {
         let mut verifier = Verifier::new()
@@ -155,14 +156,14 @@ where
         }
         let pending = match verifier.preflight(credential) {
             Ok(p) => p,
-            Err(e) => return Err(self.invalid(policy, e.to_string()).await),
+            Err(e) => return Err(self.refuse(request, policy, e.to_string()).await),
         };
         let key_id = pending.key_id();
         let (root_key, paid_recorded) = match self.root_key(&key_id).await? {
             Some(found) => found,
             None => {
                 return Err(self
-                    .invalid(policy, "unknown or revoked token".to_string())
+                    .refuse(request, policy, "unknown or revoked token".to_string())
                     .await);
             }
         };
@@ -177,7 +178,7 @@ where
                 }
                 Ok(token)
             }
-            Err(e) => Err(self.invalid(policy, e.to_string()).await),
+            Err(e) => Err(self.refuse(request, policy, e.to_string()).await),
         }
     }
 
@@ -213,26 +214,54 @@ where
         });
     }
 
-    async fn invalid(&self, policy: &Policy, reason: String) -> Rejection {
+    /// The answer to an invalid credential: 401, or a fresh challenge in Aperture mode (which
+    /// may also come out free, when a dynamic price is zero).
+    async fn invalid(
+        &self,
+        request: &Parts,
+        policy: &Policy,
+        reason: String,
+    ) -> Result<Grant, Rejection> {
         tracing::debug!(service = %policy.service, %reason, "invalid L402 credential");
         match policy.on_invalid {
-            OnInvalid::Unauthorized => Rejection::Unauthorized { reason },
-            OnInvalid::Challenge => match self.challenge(policy).await {
-                Ok(r) | Err(r) => r,
-            },
+            OnInvalid::Unauthorized => Err(Rejection::Unauthorized { reason }),
+            OnInvalid::Challenge => self.challenge(request, policy).await,
         }
     }
 
-    /// Mints a challenge for `policy`: an invoice from the issuer, a fresh root key stored
-    /// durably, a macaroon bound to the invoice. Returns the 402 rejection carrying it, or a 503
-    /// when the issuer or the store cannot complete (no challenge ever leaves without its root key
-    /// on disk).
-    pub async fn challenge(&self, policy: &Policy) -> Result<Rejection, Rejection> {
+    /// Like [`invalid`](Self::invalid) for callers that need a rejection: a free pass cannot be
+    /// granted on a credential that failed verification, so it becomes a 401.
+    async fn refuse(&self, request: &Parts, policy: &Policy, reason: String) -> Rejection {
+        match self.invalid(request, policy, reason.clone()).await {
+            Err(r) => r,
+            Ok(_) => Rejection::Unauthorized { reason },
+        }
+    }
+
+    /// Mints a challenge for `policy`: the price (fixed, or from the pricer: zero grants a free
+    /// pass), the mint guard, an invoice from the issuer, a fresh root key stored durably, a
+    /// macaroon bound to the invoice. Returns the 402 rejection carrying it, or a 503 when the
+    /// pricer, the issuer or the store cannot complete (no challenge ever leaves without its root
+    /// key on disk).
+    pub async fn challenge(&self, request: &Parts, policy: &Policy) -> Result<Grant, Rejection> {
         let o = &self.inner.options;
         let unavailable = |reason: &str| Rejection::Unavailable {
             retry_after: o.retry_after,
             reason: reason.into(),
         };
+        let price = match &policy.pricer {
+            None => policy.price,
+            Some(p) => p.price(request).await.map_err(|e| {
+                tracing::warn!(error = %e, service = %policy.service, "pricer failed; answering 503");
+                unavailable("the price of this request cannot be determined")
+            })?,
+        };
+        if price == l402::Msat::ZERO {
+            return Ok(Grant::Free);
+        }
+        if let Some(guard) = &policy.mint_guard {
+            guard.check(request)?;
+        }
         let now = now_secs();
         let caveats = policy.caveats(now).map_err(|e| {
             tracing::error!(error = %e, service = %policy.service, "cannot build caveats");
@@ -242,7 +271,7 @@ where
             .inner
             .issuer
             .create_invoice(
-                InvoiceRequest::new(policy.price, format!("L402 {}", policy.service))
+                InvoiceRequest::new(price, format!("L402 {}", policy.service))
                     .expiry(o.invoice_expiry),
             )
             .await
@@ -259,7 +288,7 @@ where
             token_id: *id.token_id(),
             payment_hash: invoice.payment_hash,
             service: policy.service.to_string(),
-            price: policy.price,
+            price,
             invoice: invoice.bolt11.clone(),
             created_at: now,
             invoice_expires_at: now.saturating_add(o.invoice_expiry.as_secs() as i64),
@@ -272,9 +301,20 @@ where
             tracing::error!(error = %e, "the backend returned an unusable invoice");
             unavailable("the Lightning backend returned an unusable invoice")
         })?;
-        Ok(Rejection::PaymentRequired {
+        metrics::counter!("l402_challenges_minted_total", "service" => policy.service.to_string())
+            .increment(1);
+        Err(Rejection::PaymentRequired {
             challenge: Box::new(challenge),
             format: o.challenge_format,
         })
     }
+}
+
+/// A request allowed through.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Grant {
+    /// With a verified token.
+    Token(VerifiedToken),
+    /// Free (its price came out as zero).
+    Free,
 }

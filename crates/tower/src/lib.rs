@@ -46,8 +46,8 @@ mod policy;
 mod rejection;
 mod service;
 
-pub use authority::{Authority, AuthorityOptions};
+pub use authority::{Authority, AuthorityOptions, Grant};
 pub use layer::L402Layer;
-pub use policy::{OnInvalid, OnMissing, Policy};
+pub use policy::{BoxFuture, MintGuard, OnInvalid, OnMissing, Policy, Pricer};
 pub use rejection::{Rejection, is_grpc};
 pub use service::{L402Service, ResponseBody};

@@ -3,10 +3,33 @@
 //! A [`Policy`] is set once for an [`L402Layer`](crate::L402Layer), or per request by putting one
 //! in the request's extensions before the layer runs (the proxy does this after routing).
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use http::request::Parts;
 use l402::{Caveat, CaveatError, Msat, Satisfier};
+
+use crate::Rejection;
+
+/// A boxed, sendable future.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Prices a request at the moment a challenge is minted (never for requests that carry a valid
+/// credential). Zero lets the request through free. An error answers 503: a challenge is never
+/// minted at a price that could not be determined.
+pub trait Pricer: Send + Sync {
+    /// The price of a token for this request.
+    fn price<'a>(&'a self, request: &'a Parts) -> BoxFuture<'a, Result<Msat, String>>;
+}
+
+/// Decides whether a challenge may be minted for this request (for example, a limit on how
+/// many challenges one client IP may mint). A refusal is answered as is (typically 429).
+pub trait MintGuard: Send + Sync {
+    /// `Ok` to mint, or the rejection to answer with.
+    fn check(&self, request: &Parts) -> Result<(), Rejection>;
+}
 
 /// What to answer when a request carries no credential.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -53,6 +76,10 @@ pub struct Policy {
     pub on_invalid: OnInvalid,
     /// Custom satisfiers for conditions of your own.
     pub satisfiers: Arc<[Arc<dyn Satisfier>]>,
+    /// Prices requests dynamically at mint time (replaces `price` when set).
+    pub pricer: Option<Arc<dyn Pricer>>,
+    /// Consulted before every mint.
+    pub mint_guard: Option<Arc<dyn MintGuard>>,
 }
 
 impl Policy {
@@ -69,7 +96,28 @@ impl Policy {
             on_missing: OnMissing::Challenge,
             on_invalid: OnInvalid::Unauthorized,
             satisfiers: Arc::new([]),
+            pricer: None,
+            mint_guard: None,
         }
+    }
+
+    /// Whether every request passes without a credential (a fixed price of zero).
+    pub fn is_free(&self) -> bool {
+        self.price == Msat::ZERO && self.pricer.is_none()
+    }
+
+    /// Prices requests dynamically.
+    #[must_use]
+    pub fn pricer(mut self, pricer: Arc<dyn Pricer>) -> Self {
+        self.pricer = Some(pricer);
+        self
+    }
+
+    /// Guards minting.
+    #[must_use]
+    pub fn mint_guard(mut self, guard: Arc<dyn MintGuard>) -> Self {
+        self.mint_guard = Some(guard);
+        self
     }
 
     /// Sets the tier.
@@ -165,6 +213,8 @@ impl std::fmt::Debug for Policy {
             .field("on_missing", &self.on_missing)
             .field("on_invalid", &self.on_invalid)
             .field("satisfiers", &self.satisfiers.len())
+            .field("pricer", &self.pricer.is_some())
+            .field("mint_guard", &self.mint_guard.is_some())
             .finish()
     }
 }

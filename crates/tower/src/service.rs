@@ -10,7 +10,7 @@ use http_body_util::{Either, Full};
 use l402::{InvoiceIssuer, RootKeyStore};
 use tower::Service;
 
-use crate::{Authority, Policy, is_grpc};
+use crate::{Authority, Grant, Policy, is_grpc};
 
 /// The response body: the inner service's, or a rejection's.
 pub type ResponseBody<B> = Either<B, Full<Bytes>>;
@@ -59,7 +59,7 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut req: Request<ReqB>) -> Self::Future {
+    fn call(&mut self, req: Request<ReqB>) -> Self::Future {
         // The clone is not ready yet; take the ready one (tower's usual swap).
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
@@ -70,16 +70,20 @@ where
             .cloned()
             .unwrap_or_else(|| self.default_policy.clone());
         Box::pin(async move {
-            if policy.price == l402::Msat::ZERO {
+            if policy.is_free() {
                 return inner.call(req).await.map(|r| r.map(Either::Left));
             }
-            match authority.authorize(req.headers(), &policy).await {
-                Ok(token) => {
-                    req.extensions_mut().insert(token);
+            let (mut parts, body) = req.into_parts();
+            match authority.authorize(&parts, &policy).await {
+                Ok(grant) => {
+                    if let Grant::Token(token) = grant {
+                        parts.extensions.insert(token);
+                    }
+                    let req = Request::from_parts(parts, body);
                     inner.call(req).await.map(|r| r.map(Either::Left))
                 }
                 Err(rejection) => {
-                    let grpc = is_grpc(req.headers());
+                    let grpc = is_grpc(&parts.headers);
                     Ok(rejection.into_response(grpc).map(Either::Right))
                 }
             }

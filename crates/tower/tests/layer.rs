@@ -389,3 +389,79 @@ async fn price_zero_is_free() {
     let resp = svc.oneshot(request(None, false)).await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
 }
+
+struct FixedPricer(Result<Msat, String>);
+
+impl l402_tower::Pricer for FixedPricer {
+    fn price<'a>(
+        &'a self,
+        _r: &'a http::request::Parts,
+    ) -> l402_tower::BoxFuture<'a, Result<Msat, String>> {
+        let v = self.0.clone();
+        Box::pin(async move { v })
+    }
+}
+
+#[tokio::test]
+async fn dynamic_prices_set_the_invoice_or_make_it_free_or_503() {
+    use std::str::FromStr;
+    let w = world().await;
+    let policy = |p: Result<Msat, String>| {
+        Policy::new("weather", Msat::from_sat(10)).pricer(Arc::new(FixedPricer(p)))
+    };
+    let mut svc = api(&w, policy(Ok(Msat::new(7_000))));
+    let (_, headers, _) = call(&mut svc, request(None, false)).await;
+    let lines: Vec<&str> = headers
+        .get_all("www-authenticate")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    let c = Challenge::parse_all(lines).unwrap();
+    let inv = lightning_invoice::Bolt11Invoice::from_str(c[0].invoice()).unwrap();
+    assert_eq!(
+        inv.amount_milli_satoshis(),
+        Some(7_000),
+        "the pricer's price, not the static one"
+    );
+
+    let free = ServiceBuilder::new()
+        .layer(L402Layer::new(w.authority.clone(), policy(Ok(Msat::ZERO))))
+        .service_fn(|req: Request<Full<Bytes>>| async move {
+            assert!(req.extensions().get::<VerifiedToken>().is_none());
+            Ok::<_, Infallible>(Response::new(Full::new(Bytes::from("free"))))
+        });
+    assert_eq!(
+        free.oneshot(request(None, false)).await.unwrap().status(),
+        StatusCode::OK
+    );
+
+    let mut broken = api(&w, policy(Err("pricer down".into())));
+    let (status, headers, _) = call(&mut broken, request(None, false)).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(headers.get("www-authenticate").is_none());
+}
+
+struct NoMore;
+
+impl l402_tower::MintGuard for NoMore {
+    fn check(&self, _r: &http::request::Parts) -> Result<(), l402_tower::Rejection> {
+        Err(l402_tower::Rejection::TooManyRequests {
+            retry_after: Duration::from_secs(30),
+            reason: "challenges for this address".into(),
+        })
+    }
+}
+
+#[tokio::test]
+async fn the_mint_guard_can_refuse_a_challenge() {
+    let w = world().await;
+    let mut svc = api(
+        &w,
+        Policy::new("weather", Msat::from_sat(10)).mint_guard(Arc::new(NoMore)),
+    );
+    let (status, headers, body) = call(&mut svc, request(None, false)).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(headers["retry-after"], "30");
+    assert!(body.contains("challenges for this address"), "{body}");
+    assert_eq!(w.store.stats().await.unwrap().tokens, 0);
+}

@@ -387,7 +387,12 @@ impl DevWallet {
         let hash = PaymentHash::from_bytes(*AsRef::<[u8; 32]>::as_ref(invoice.payment_hash()));
         self.node.ensure_wallet(&self.name, CALL).await?;
 
-        let mut tx = inner.pool.begin().await.map_err(db_err(CALL))?;
+        // Take the write lock up front: this transaction reads, then writes.
+        let mut tx = inner
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(db_err(CALL))?;
         let row = sqlx::query("SELECT preimage, wallet, amount_msat, expires_ms, settled_ms FROM invoices WHERE payment_hash = ?")
             .bind(hash.as_bytes().to_vec())
             .fetch_optional(&mut *tx)
