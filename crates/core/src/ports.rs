@@ -549,12 +549,14 @@ pub trait RootKeyStore: Send + Sync {
         key_id: &'a crate::KeyId,
     ) -> impl Future<Output = Result<Option<crate::RootKey>, StoreError>> + Send + 'a;
 
-    /// Records that a token was verified with a valid preimage (so it was paid). Best effort:
-    /// called once per token and process, off the response path.
+    /// Records that a token was verified with a valid preimage (so it was paid). Returns the
+    /// token's price if this call was the first to record it (exactly once across all instances
+    /// sharing the store, so it can be counted as revenue), `None` if it was already recorded or
+    /// is unknown. Best effort: called once per token and process, off the response path.
     fn mark_paid<'a>(
         &'a self,
         key_id: &'a crate::KeyId,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send + 'a;
+    ) -> impl Future<Output = Result<Option<Msat>, StoreError>> + Send + 'a;
 
     /// Revokes a token: its root key is deleted, so it never verifies again. Returns the key id
     /// it was stored under, or `None` if there is no such token.

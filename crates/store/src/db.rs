@@ -296,18 +296,23 @@ impl Db {
             .transpose()
     }
 
-    pub(crate) async fn mark_paid(&self, key_id: &KeyId, now: i64) -> Result<(), StoreError> {
-        on_db!(self, |pool, ph| {
-            sqlx::query(
-                ph.sql("UPDATE l402_tokens SET paid_at = ? WHERE key_id = ? AND paid_at IS NULL"),
-            )
+    /// Marks a token paid; returns its price when this call was the one that marked it.
+    pub(crate) async fn mark_paid(
+        &self,
+        key_id: &KeyId,
+        now: i64,
+    ) -> Result<Option<Msat>, StoreError> {
+        let price: Option<i64> = on_db!(self, |pool, ph| {
+            sqlx::query_scalar(ph.sql(
+                "UPDATE l402_tokens SET paid_at = ? WHERE key_id = ? AND paid_at IS NULL RETURNING price_msat",
+            ))
             .bind(now)
             .bind(key_id.as_bytes().to_vec())
-            .execute(pool)
+            .fetch_optional(pool)
             .await
-            .map(|_| ())
         })
-        .map_err(map_err("mark token paid"))
+        .map_err(map_err("mark token paid"))?;
+        Ok(price.map(|p| Msat::new(p as u64)))
     }
 
     pub(crate) async fn revoke(

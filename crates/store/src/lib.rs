@@ -176,8 +176,9 @@ impl Store {
         for (key_id, hash) in self.inner.db.unpaid_expired(before, limit).await? {
             match issuer.invoice_state(&hash).await {
                 Ok(InvoiceState::Settled) => {
-                    self.inner.db.mark_paid(&key_id, now).await?;
-                    report.found_paid += 1;
+                    if self.inner.db.mark_paid(&key_id, now).await?.is_some() {
+                        report.found_paid += 1;
+                    }
                 }
                 Ok(InvoiceState::Open) => report.deferred += 1,
                 Ok(InvoiceState::Expired | InvoiceState::Cancelled) => {
@@ -217,7 +218,7 @@ impl RootKeyStore for Store {
         self.inner.db.root_key(key_id).await
     }
 
-    async fn mark_paid(&self, key_id: &KeyId) -> Result<(), StoreError> {
+    async fn mark_paid(&self, key_id: &KeyId) -> Result<Option<Msat>, StoreError> {
         self.inner.db.mark_paid(key_id, now_secs()).await
     }
 

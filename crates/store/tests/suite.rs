@@ -128,9 +128,20 @@ async fn paid_tokens_count_as_revenue<B: Backend>() {
     for r in [&a, &b, &c] {
         store.insert(r.clone()).await.unwrap();
     }
-    store.mark_paid(&a.key_id).await.unwrap();
-    store.mark_paid(&a.key_id).await.unwrap(); // idempotent
+    assert_eq!(
+        store.mark_paid(&a.key_id).await.unwrap(),
+        Some(Msat::from_sat(21))
+    );
+    assert_eq!(
+        store.mark_paid(&a.key_id).await.unwrap(),
+        None,
+        "counted once"
+    );
     store.mark_paid(&b.key_id).await.unwrap();
+    assert_eq!(
+        store.mark_paid(&KeyId::from_bytes([3; 32])).await.unwrap(),
+        None
+    );
     store.revoke(&c.token_id).await.unwrap();
     let stats = store.stats().await.unwrap();
     assert_eq!(stats.tokens, 3);

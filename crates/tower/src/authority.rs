@@ -174,7 +174,7 @@ where
         match pending.finish(&verifier, &root_key, &context) {
             Ok(token) => {
                 if !paid_recorded {
-                    self.record_paid(key_id);
+                    self.record_paid(key_id, policy.service.clone());
                 }
                 Ok(token)
             }
@@ -203,13 +203,23 @@ where
     }
 
     /// Records, off the response path, that the token was seen paid.
-    fn record_paid(&self, key_id: KeyId) {
+    fn record_paid(&self, key_id: KeyId, service: std::sync::Arc<str>) {
         self.inner.cache.set_paid_recorded(&key_id);
         let this = self.clone();
         tokio::spawn(async move {
-            if let Err(e) = this.inner.store.mark_paid(&key_id).await {
-                tracing::debug!(error = %e, "could not record a token as paid; will retry next time");
-                this.inner.cache.remove(&key_id);
+            match this.inner.store.mark_paid(&key_id).await {
+                Ok(Some(price)) => {
+                    let service = service.to_string();
+                    metrics::counter!("l402_invoices_settled_total", "service" => service.clone())
+                        .increment(1);
+                    metrics::counter!("l402_revenue_msat_total", "service" => service)
+                        .increment(price.as_u64());
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::debug!(error = %e, "could not record a token as paid; will retry next time");
+                    this.inner.cache.remove(&key_id);
+                }
             }
         });
     }

@@ -39,7 +39,7 @@ impl RootKeyStore for Flaky {
         }
         self.store.root_key(key_id).await
     }
-    async fn mark_paid(&self, key_id: &KeyId) -> Result<(), StoreError> {
+    async fn mark_paid(&self, key_id: &KeyId) -> Result<Option<Msat>, StoreError> {
         self.store.mark_paid(key_id).await
     }
     async fn revoke(&self, token_id: &TokenId) -> Result<Option<KeyId>, StoreError> {
