@@ -65,7 +65,7 @@ pub use mint::{DEFAULT_LOCATION, TokenSpec, mint};
 pub use ports::{
     BackendError, CreatedInvoice, DynInvoiceIssuer, DynInvoicePayer, ErrorKind, InvoiceIssuer,
     InvoicePayer, InvoiceRequest, InvoiceState, Paid, PayRequest, PaymentState, RootKeyStore,
-    StoreError, TokenRecord,
+    SharedIssuer, SharedPayer, StoreError, TokenRecord,
 };
 pub use types::{KeyId, Msat, PaymentHash, Preimage, RootKey, TokenId};
 pub use verify::{Context, Preflight, VerifiedToken, Verifier};

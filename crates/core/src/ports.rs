@@ -4,7 +4,8 @@
 //! They are separate so an invoice-only key can back a paywall and a pay-only key a client. Both
 //! return `impl Future + Send` (no boxing on the hot path); [`DynInvoiceIssuer`] and
 //! [`DynInvoicePayer`] erase them behind `Arc<dyn …>` where a program picks the backend at run time,
-//! and `Arc<dyn DynInvoiceIssuer>` implements [`InvoiceIssuer`] again so generic code takes either.
+//! and [`SharedIssuer`] / [`SharedPayer`] wrap those into one concrete type that implements the
+//! ports again, so generic code takes either.
 //!
 //! Every failure is a [`BackendError`] whose [`ErrorKind`] says whether retrying can help
 //! ([`BackendError::is_transient`]): a server answers 503 with `Retry-After` for those, never a
@@ -367,21 +368,44 @@ impl<T: InvoiceIssuer> DynInvoiceIssuer for T {
     }
 }
 
-impl InvoiceIssuer for Arc<dyn DynInvoiceIssuer> {
+/// Any [`InvoiceIssuer`] behind one concrete type, for programs that choose the backend at run
+/// time. Cheap to clone.
+#[derive(Clone)]
+pub struct SharedIssuer(Arc<dyn DynInvoiceIssuer>);
+
+impl SharedIssuer {
+    /// Wraps an issuer.
+    pub fn new(issuer: impl InvoiceIssuer + 'static) -> Self {
+        SharedIssuer(Arc::new(issuer))
+    }
+
+    /// Wraps an issuer already behind an `Arc`.
+    pub fn from_arc(issuer: Arc<dyn DynInvoiceIssuer>) -> Self {
+        SharedIssuer(issuer)
+    }
+}
+
+impl fmt::Debug for SharedIssuer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SharedIssuer({})", self.0.dyn_name())
+    }
+}
+
+impl InvoiceIssuer for SharedIssuer {
     fn name(&self) -> &'static str {
-        self.as_ref().dyn_name()
+        self.0.dyn_name()
     }
     fn create_invoice(
         &self,
         request: InvoiceRequest,
     ) -> impl Future<Output = Result<CreatedInvoice, BackendError>> + Send {
-        self.as_ref().dyn_create_invoice(request)
+        self.0.dyn_create_invoice(request)
     }
     fn invoice_state<'a>(
         &'a self,
         payment_hash: &'a PaymentHash,
     ) -> impl Future<Output = Result<InvoiceState, BackendError>> + Send + 'a {
-        self.as_ref().dyn_invoice_state(payment_hash)
+        self.0.dyn_invoice_state(payment_hash)
     }
 }
 
@@ -414,44 +438,41 @@ impl<T: InvoicePayer> DynInvoicePayer for T {
     }
 }
 
-impl InvoicePayer for Arc<dyn DynInvoicePayer> {
+/// Any [`InvoicePayer`] behind one concrete type, for programs that choose the backend at run
+/// time. Cheap to clone.
+#[derive(Clone)]
+pub struct SharedPayer(Arc<dyn DynInvoicePayer>);
+
+impl SharedPayer {
+    /// Wraps a payer.
+    pub fn new(payer: impl InvoicePayer + 'static) -> Self {
+        SharedPayer(Arc::new(payer))
+    }
+
+    /// Wraps a payer already behind an `Arc`.
+    pub fn from_arc(payer: Arc<dyn DynInvoicePayer>) -> Self {
+        SharedPayer(payer)
+    }
+}
+
+impl fmt::Debug for SharedPayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SharedPayer({})", self.0.dyn_name())
+    }
+}
+
+impl InvoicePayer for SharedPayer {
     fn name(&self) -> &'static str {
-        self.as_ref().dyn_name()
+        self.0.dyn_name()
     }
     fn pay(&self, request: PayRequest) -> impl Future<Output = Result<Paid, BackendError>> + Send {
-        self.as_ref().dyn_pay(request)
+        self.0.dyn_pay(request)
     }
     fn payment<'a>(
         &'a self,
         payment_hash: &'a PaymentHash,
     ) -> impl Future<Output = Result<PaymentState, BackendError>> + Send + 'a {
-        self.as_ref().dyn_payment(payment_hash)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn error_says_backend_call_kind_and_retry_hint() {
-        let e = BackendError::new(
-            ErrorKind::Unreachable,
-            "lnbits",
-            "create invoice",
-            "connection refused",
-        );
-        assert!(e.is_transient());
-        assert_eq!(
-            e.to_string(),
-            "lnbits create invoice: backend unreachable: connection refused (retrying later may help)"
-        );
-        let e = BackendError::new(ErrorKind::Unauthorized, "lnd", "pay", "");
-        assert!(!e.is_transient());
-        assert_eq!(
-            e.to_string(),
-            "lnd pay: credentials refused (retrying will not help)"
-        );
+        self.0.dyn_payment(payment_hash)
     }
 }
 
