@@ -1,18 +1,26 @@
 //! `l402`: the command-line face of the l402 toolkit.
 //!
-//! This binary is the composition root: the only crate that knows every adapter. Today it offers
-//! the token tools (`l402 token decode|mint|attenuate|verify`) for anyone debugging L402.
+//! This binary is the composition root: the only crate that knows every adapter. It offers the
+//! token tools, wallet checks against any backend, the embedded dev node as a server, and the
+//! reverse proxy.
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod backend;
+mod devnode;
+mod proxy;
 mod token;
+mod wallet;
 
 /// L402 (HTTP 402 + Lightning) toolkit.
 #[derive(Debug, Parser)]
 #[command(name = "l402", version, about, propagate_version = true)]
 struct Cli {
+    /// Log format for long-running commands.
+    #[arg(long, global = true, default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
     #[command(subcommand)]
     command: Command,
 }
@@ -22,6 +30,22 @@ enum Command {
     /// Decode, mint, attenuate and verify L402 tokens (macaroons).
     #[command(subcommand)]
     Token(token::TokenCommand),
+    /// Talk to a Lightning backend: create, pay and look up invoices.
+    #[command(subcommand)]
+    Wallet(wallet::WalletCommand),
+    /// Run the embedded dev node as a server other processes can issue and pay through.
+    Devnode(devnode::DevnodeArgs),
+    /// Run the L402 reverse proxy.
+    Proxy(proxy::ProxyArgs),
+    /// Configuration tools.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Validate a configuration file and print the resolved services.
+    Check(proxy::CheckArgs),
 }
 
 /// A failure to report: one line on stderr and a distinct exit code.
@@ -34,19 +58,76 @@ pub(crate) struct Failure {
 }
 
 impl Failure {
-    /// The command could not do its job because the input is bad (exit 1).
+    /// The input is bad (exit 1).
     pub(crate) fn invalid(message: impl Into<String>) -> Self {
         Failure {
             code: 1,
             message: message.into(),
         }
     }
+
+    /// A Lightning backend call failed (exit 3).
+    pub(crate) fn backend(message: impl Into<String>) -> Self {
+        Failure {
+            code: 3,
+            message: message.into(),
+        }
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub(crate) async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { () = ctrl_c => {}, () = term => {} }
+}
+
+fn init_logging(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a Tokio runtime")
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Token(cmd) => token::run(cmd),
+        Command::Config(ConfigCommand::Check(a)) => proxy::check(a),
+        Command::Wallet(cmd) => runtime().block_on(wallet::run(cmd)),
+        Command::Devnode(a) => {
+            init_logging(&cli.log_format);
+            runtime().block_on(devnode::run(a))
+        }
+        Command::Proxy(a) => {
+            init_logging(&cli.log_format);
+            runtime().block_on(proxy::run(a))
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -409,11 +409,7 @@ impl Config {
             metrics_listen,
             admin_token,
             lightning: Secret(raw.lightning.clone().unwrap_or_else(|| "devnode:".into())),
-            store: Secret(
-                raw.store
-                    .clone()
-                    .unwrap_or_else(|| format!("sqlite:{}", base.join("l402.db").display())),
-            ),
+            store: Secret(store_url(raw.store.as_deref(), base)),
             challenge,
             trusted_proxies,
             proxy_protocol: net.proxy_protocol.unwrap_or(false),
@@ -424,6 +420,22 @@ impl Config {
             cleanup_interval,
             services,
         })
+    }
+}
+
+/// The store URL, with a relative SQLite path resolved against the configuration's directory.
+fn store_url(given: Option<&str>, base: &Path) -> String {
+    let Some(url) = given else {
+        return format!("sqlite:{}", base.join("l402.db").display());
+    };
+    let path = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"));
+    match path {
+        Some(p) if p != ":memory:" && !Path::new(p).is_absolute() => {
+            format!("sqlite:{}", base.join(p).display())
+        }
+        _ => url.to_owned(),
     }
 }
 
@@ -778,3 +790,24 @@ fn service(key: &str, s: &raw::RawService, base: &Path) -> Result<ServiceConfig,
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod store_url_tests {
+    use super::*;
+
+    #[test]
+    fn relative_sqlite_paths_follow_the_config_file() {
+        let b = Path::new("/etc/l402");
+        assert_eq!(
+            store_url(Some("sqlite:l402.db"), b),
+            "sqlite:/etc/l402/l402.db"
+        );
+        assert_eq!(
+            store_url(Some("sqlite://data/x.db"), b),
+            "sqlite:/etc/l402/data/x.db"
+        );
+        assert_eq!(store_url(Some("sqlite:/var/x.db"), b), "sqlite:/var/x.db");
+        assert_eq!(store_url(Some("sqlite::memory:"), b), "sqlite::memory:");
+        assert_eq!(store_url(Some("postgres://u@h/d"), b), "postgres://u@h/d");
+    }
+}

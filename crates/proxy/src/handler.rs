@@ -1,0 +1,139 @@
+//! The request path, in order:
+//!
+//! ```text
+//! client IP (trusted proxies) → blocklist (403) → route (404) → per-IP limits (429)
+//!   → admission: free path | auth off | freebie → free;  else → L402 policy for the path
+//!   → L402Service (402 / 401 / 503 …) → per-token limits (429) → upstream (502 / 504)
+//! ```
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use arc_swap::ArcSwap;
+use http::{Request, Response};
+use http_body_util::{BodyExt, Either};
+use hyper::body::Incoming;
+use l402::Msat;
+use l402_tower::{Policy, Rejection, is_grpc};
+use tower::ServiceExt;
+
+use crate::client_ip::{ClientIp, client_ip, client_net};
+use crate::route::{Admission, ConnTls, ProxyAuthority, RouteTable, no_route};
+use crate::upstream::Body;
+
+/// What every connection shares.
+pub(crate) struct Shared {
+    pub(crate) table: ArcSwap<RouteTable>,
+    pub(crate) authority: ProxyAuthority,
+}
+
+/// Whether the request carries anything that looks like an L402 credential (a full parse
+/// happens in the L402 layer; this only decides whether a freebie applies).
+fn has_credential(headers: &http::HeaderMap) -> bool {
+    let l402_auth = headers
+        .get_all(http::header::AUTHORIZATION)
+        .iter()
+        .any(|v| {
+            v.as_bytes().get(..5).is_some_and(|p| {
+                p.eq_ignore_ascii_case(b"l402 ") || p.eq_ignore_ascii_case(b"lsat ")
+            })
+        });
+    l402_auth || l402::HEX_HEADERS.iter().any(|h| headers.contains_key(*h))
+}
+
+fn rejection_response(r: Rejection, grpc: bool) -> Response<Body> {
+    r.into_response(grpc)
+        .map(|b| b.map_err(|never| match never {}).boxed_unsync())
+}
+
+fn record(service: &str, outcome: &'static str, started: Instant) {
+    metrics::counter!("l402_requests_total", "service" => service.to_owned(), "outcome" => outcome)
+        .increment(1);
+    metrics::histogram!("l402_request_duration_seconds", "service" => service.to_owned())
+        .record(started.elapsed().as_secs_f64());
+}
+
+/// The outcome label of a response the L402 layer or the forwarder produced.
+fn outcome(resp: &Response<l402_tower::ResponseBody<Body>>) -> &'static str {
+    let grpc_status = resp
+        .headers()
+        .get("grpc-status")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u16>().ok());
+    match resp.body() {
+        Either::Right(_) => match (resp.status().as_u16(), grpc_status) {
+            (402, _) | (200, Some(13)) => "payment_required",
+            (401, _) | (200, Some(16)) => "unauthorized",
+            (403, _) | (200, Some(7)) => "forbidden",
+            (429, _) | (200, Some(8)) => "rate_limited",
+            _ => "unavailable",
+        },
+        Either::Left(_) => match resp.status().as_u16() {
+            429 => "rate_limited",
+            502 | 504 => "upstream_error",
+            _ => "ok",
+        },
+    }
+}
+
+/// Handles one request.
+pub(crate) async fn handle(
+    shared: Arc<Shared>,
+    mut req: Request<Incoming>,
+    peer: IpAddr,
+    tls: bool,
+) -> Response<Body> {
+    let started = Instant::now();
+    let table = shared.table.load_full();
+    let grpc = is_grpc(req.headers());
+    let ip = client_ip(peer, req.headers(), &table.trusted_proxies);
+    if table.blocklist.iter().any(|n| n.contains(&ip)) {
+        record("-", "forbidden", started);
+        return rejection_response(
+            Rejection::Forbidden {
+                reason: "this address is blocked".into(),
+            },
+            grpc,
+        );
+    }
+    let host = req
+        .uri()
+        .authority()
+        .map(|a| a.as_str().to_owned())
+        .or_else(|| {
+            req.headers()
+                .get(http::header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .map(str::to_owned)
+        })
+        .unwrap_or_default();
+    let path = req.uri().path().to_owned();
+    let Some(route) = table.route(&host, &path).cloned() else {
+        record("-", "no_route", started);
+        return no_route(grpc);
+    };
+    let service = route.config.name.as_str();
+    if let Err(r) = route.limits.check_ip(&path, ip) {
+        record(service, "rate_limited", started);
+        return rejection_response(r, grpc);
+    }
+    let net = client_net(ip, table.ipv4_prefix, table.ipv6_prefix);
+    let policy = match route.admit(&path, net, !has_credential(req.headers())) {
+        Admission::Free => Policy::new(service, Msat::ZERO),
+        Admission::L402(p) => p,
+    };
+    let ext = req.extensions_mut();
+    ext.insert(policy);
+    ext.insert(ClientIp(ip));
+    ext.insert(ConnTls(tls));
+    let resp = match route.service.clone().oneshot(req).await {
+        Ok(r) => r,
+        Err(never) => match never {},
+    };
+    record(service, outcome(&resp), started);
+    resp.map(|b| match b {
+        Either::Left(b) => b,
+        Either::Right(f) => f.map_err(|never| match never {}).boxed_unsync(),
+    })
+}

@@ -1,0 +1,249 @@
+//! The route table: services matched in order by host and path, each with its L402 policy,
+//! limits, freebies and upstream. Immutable once built; a reload builds a new one and swaps it in
+//! atomically, so requests in flight keep the table they started with.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use http::{Request, Response};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use ipnet::IpNet;
+use l402::{SharedIssuer, VerifiedToken};
+use l402_store::Store;
+use l402_tower::{Authority, L402Service, OnInvalid, OnMissing, Policy};
+use tower::Service;
+
+use crate::client_ip::ClientIp;
+use crate::config::{AuthLevel, Config, ServiceConfig};
+use crate::limits::{ChallengeLimit, Freebies, ServiceLimits};
+use crate::pricer::HttpPricer;
+use crate::upstream::{Body, ForwardMeta, Upstream, local_response};
+
+/// The authority every route uses: invoices from a backend chosen at run time, root keys in a
+/// [`Store`].
+pub type ProxyAuthority = Authority<SharedIssuer, Store>;
+
+/// How long a client network's freebie allowance lasts.
+const FREEBIE_WINDOW: Duration = Duration::from_secs(24 * 3600);
+
+/// Marks whether the connection is TLS (for `X-Forwarded-Proto`).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ConnTls(pub(crate) bool);
+
+/// The service behind the L402 layer: applies per-token limits and forwards.
+#[derive(Clone)]
+pub(crate) struct Forwarder {
+    target: Arc<Target>,
+}
+
+struct Target {
+    name: String,
+    upstream: Upstream,
+    limits: Arc<ServiceLimits>,
+}
+
+impl Service<Request<Incoming>> for Forwarder {
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<Incoming>) -> Self::Future {
+        let target = self.target.clone();
+        Box::pin(async move {
+            let token = req.extensions().get::<VerifiedToken>().cloned();
+            let ip = req
+                .extensions()
+                .get::<ClientIp>()
+                .map(|c| c.0)
+                .unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
+            let tls = req.extensions().get::<ConnTls>().is_some_and(|t| t.0);
+            let grpc = l402_tower::is_grpc(req.headers());
+            if let Err(rejection) = target.limits.check_token(
+                req.uri().path(),
+                token.as_ref().map(|t| t.token_id()),
+                ip,
+            ) {
+                return Ok(rejection
+                    .into_response(grpc)
+                    .map(|b| b.map_err(|never| match never {}).boxed_unsync()));
+            }
+            let meta = ForwardMeta {
+                service: &target.name,
+                client_ip: ip,
+                tls,
+                token: token.as_ref(),
+            };
+            Ok(target.upstream.forward(req, &meta).await)
+        })
+    }
+}
+
+/// One service.
+pub(crate) struct Route {
+    pub(crate) config: ServiceConfig,
+    base_policy: Policy,
+    pub(crate) limits: Arc<ServiceLimits>,
+    pub(crate) freebies: Option<Freebies>,
+    pub(crate) service: L402Service<Forwarder, SharedIssuer, Store>,
+}
+
+/// What a request's route decided before L402.
+pub(crate) enum Admission {
+    /// Needs L402 (the policy is for this path).
+    L402(Policy),
+    /// Free (auth off, free path, or a freebie).
+    Free,
+}
+
+impl Route {
+    fn matches(&self, host: &str, path: &str) -> bool {
+        self.config.host.as_ref().is_none_or(|r| r.is_match(host))
+            && self.config.path.as_ref().is_none_or(|r| r.is_match(path))
+    }
+
+    /// The policy for a path: the service's, with per-path price, required capability and
+    /// no-challenge behaviour.
+    pub(crate) fn policy_for(&self, path: &str) -> Policy {
+        let c = &self.config;
+        let mut p = self.base_policy.clone();
+        if let Some((_, price)) = c.path_prices.iter().find(|(r, _)| r.is_match(path)) {
+            p.price = *price;
+            // A fixed path price overrides the pricer.
+            p.pricer = None;
+        }
+        if let Some((_, cap)) = c.capability_paths.iter().find(|(r, _)| r.is_match(path)) {
+            p.required_capability = Some(cap.as_str().into());
+        }
+        if c.no_challenge_paths.iter().any(|r| r.is_match(path)) {
+            p.on_missing = OnMissing::Unauthorized;
+        }
+        p
+    }
+
+    /// Decides free or paid for a request from `net` whose credential headers are `missing`.
+    pub(crate) fn admit(&self, path: &str, net: IpNet, credential_missing: bool) -> Admission {
+        let c = &self.config;
+        if c.free_paths.iter().any(|r| r.is_match(path)) {
+            return Admission::Free;
+        }
+        match c.auth {
+            AuthLevel::Off => Admission::Free,
+            AuthLevel::On => Admission::L402(self.policy_for(path)),
+            AuthLevel::Freebie(_) => {
+                let free =
+                    credential_missing && self.freebies.as_ref().is_some_and(|f| f.take(net));
+                if free {
+                    Admission::Free
+                } else {
+                    Admission::L402(self.policy_for(path))
+                }
+            }
+        }
+    }
+}
+
+/// All routes, in match order, plus what the whole proxy shares.
+pub(crate) struct RouteTable {
+    pub(crate) routes: Vec<Arc<Route>>,
+    pub(crate) trusted_proxies: Vec<IpNet>,
+    pub(crate) blocklist: Vec<IpNet>,
+    pub(crate) ipv4_prefix: u8,
+    pub(crate) ipv6_prefix: u8,
+    challenge_limit: Option<Arc<ChallengeLimit>>,
+}
+
+impl RouteTable {
+    /// Builds the table for `config` (compiling upstream clients and pricers).
+    pub(crate) fn build(config: &Config, authority: &ProxyAuthority) -> Result<RouteTable, String> {
+        let challenge_limit = config.challenges_per_ip.as_ref().map(|r| {
+            Arc::new(ChallengeLimit::new(
+                r,
+                config.ipv4_prefix,
+                config.ipv6_prefix,
+            ))
+        });
+        let mut routes = Vec::with_capacity(config.services.len());
+        for s in &config.services {
+            let limits = Arc::new(ServiceLimits::new(&s.rate_limits));
+            let upstream = Upstream::new(s).map_err(|e| format!("service {}: {e}", s.name))?;
+            let mut policy = Policy::new(s.name.clone(), s.price).tier(s.tier);
+            if let Some(caps) = &s.capabilities {
+                policy = policy.capabilities(caps.iter().cloned());
+            }
+            policy = policy.constraints(s.constraints.iter().cloned());
+            if let Some(l) = s.token_lifetime {
+                policy = policy.token_lifetime(l);
+            }
+            if config.challenge.invalid_is_challenge {
+                policy = policy.on_invalid(OnInvalid::Challenge);
+            }
+            if let Some(url) = &s.pricer {
+                let pricer = HttpPricer::new(url.clone(), s.name.clone())
+                    .map_err(|e| format!("service {}: {e}", s.name))?;
+                policy = policy.pricer(Arc::new(pricer));
+            }
+            if let Some(guard) = &challenge_limit {
+                policy = policy.mint_guard(guard.clone());
+            }
+            let forwarder = Forwarder {
+                target: Arc::new(Target {
+                    name: s.name.clone(),
+                    upstream,
+                    limits: limits.clone(),
+                }),
+            };
+            let freebies = match s.auth {
+                AuthLevel::Freebie(n) => Some(Freebies::new(n, FREEBIE_WINDOW)),
+                _ => None,
+            };
+            routes.push(Arc::new(Route {
+                config: s.clone(),
+                service: L402Service::new(forwarder, authority.clone(), policy.clone()),
+                base_policy: policy,
+                limits,
+                freebies,
+            }));
+        }
+        Ok(RouteTable {
+            routes,
+            trusted_proxies: config.trusted_proxies.clone(),
+            blocklist: config.blocklist.clone(),
+            ipv4_prefix: config.ipv4_prefix,
+            ipv6_prefix: config.ipv6_prefix,
+            challenge_limit,
+        })
+    }
+
+    /// The first route matching host and path.
+    pub(crate) fn route(&self, host: &str, path: &str) -> Option<&Arc<Route>> {
+        self.routes.iter().find(|r| r.matches(host, path))
+    }
+
+    /// Forgets idle rate-limit buckets.
+    pub(crate) fn shrink(&self) {
+        for r in &self.routes {
+            r.limits.shrink();
+        }
+        if let Some(c) = &self.challenge_limit {
+            c.shrink();
+        }
+    }
+}
+
+/// A 404 for requests no service matches.
+pub(crate) fn no_route(grpc: bool) -> Response<Body> {
+    local_response(
+        http::StatusCode::NOT_FOUND,
+        "no service matches this host and path",
+        grpc,
+    )
+}

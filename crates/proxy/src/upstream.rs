@@ -1,0 +1,418 @@
+//! Forwarding to upstreams: pooled connections (HTTP/1.1, HTTP/2 over verified TLS, h2c),
+//! streaming bodies both ways, trailers kept, WebSocket (and any HTTP/1.1) upgrades tunnelled.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Request, Response, StatusCode, Uri, Version};
+use http_body_util::BodyExt;
+use http_body_util::combinators::UnsyncBoxBody;
+use hyper::body::Incoming;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use l402::VerifiedToken;
+
+use crate::config::{ServiceConfig, UpstreamProtocol};
+
+/// Errors carried by response bodies.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The body type of every response the proxy sends.
+pub type Body = UnsyncBoxBody<Bytes, BoxError>;
+
+/// A body from bytes.
+pub(crate) fn full(b: impl Into<Bytes>) -> Body {
+    http_body_util::Full::new(b.into())
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
+/// A response the proxy makes itself (no upstream involved): a status and a one-line message,
+/// or for gRPC requests a trailers-only response with the matching `grpc-status`.
+pub(crate) fn local_response(status: StatusCode, message: &str, grpc: bool) -> Response<Body> {
+    if grpc {
+        let code: u16 = match status {
+            StatusCode::NOT_FOUND => 12,        // UNIMPLEMENTED
+            StatusCode::FORBIDDEN => 7,         // PERMISSION_DENIED
+            StatusCode::GATEWAY_TIMEOUT => 4,   // DEADLINE_EXCEEDED
+            StatusCode::TOO_MANY_REQUESTS => 8, // RESOURCE_EXHAUSTED
+            _ => 14,                            // UNAVAILABLE
+        };
+        let mut r = Response::new(full(Bytes::new()));
+        let h = r.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/grpc"),
+        );
+        h.insert("grpc-status", HeaderValue::from(code));
+        if let Ok(v) = HeaderValue::from_str(message) {
+            h.insert("grpc-message", v);
+        }
+        return r;
+    }
+    let mut r = Response::new(full(format!("{message}\n")));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+enum Pool {
+    Plain(Client<HttpConnector, Incoming>),
+    Tls(Client<HttpsConnector<HttpConnector>, Incoming>),
+}
+
+/// One service's upstream: where, how, and its connection pool.
+pub(crate) struct Upstream {
+    protocol: UpstreamProtocol,
+    authority: http::uri::Authority,
+    base_path: String,
+    timeout: Duration,
+    headers: Vec<(HeaderName, HeaderValue)>,
+    pool: Pool,
+}
+
+fn tls_config(ca: Option<&std::path::Path>) -> Result<rustls::ClientConfig, String> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots =
+        rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(path) = ca {
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?
+            .collect::<Result<_, _>>()
+            .map_err(|e| format!("bad PEM in {}: {e}", path.display()))?;
+        if certs.is_empty() {
+            return Err(format!("no certificate in {}", path.display()));
+        }
+        for c in certs {
+            roots
+                .add(c)
+                .map_err(|e| format!("unusable CA certificate in {}: {e}", path.display()))?;
+        }
+    }
+    Ok(rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| e.to_string())?
+    .with_root_certificates(roots)
+    .with_no_client_auth())
+}
+
+impl Upstream {
+    pub(crate) fn new(s: &ServiceConfig) -> Result<Self, String> {
+        let mut http = HttpConnector::new();
+        http.set_connect_timeout(Some(s.upstream_timeout));
+        http.set_nodelay(true);
+        http.enforce_http(false);
+        let mut builder = Client::builder(TokioExecutor::new());
+        builder.pool_idle_timeout(Duration::from_secs(90));
+        let pool = match s.protocol {
+            UpstreamProtocol::Http => Pool::Plain(builder.build(http)),
+            UpstreamProtocol::H2c => Pool::Plain(builder.http2_only(true).build(http)),
+            UpstreamProtocol::Https => {
+                let tls = tls_config(s.upstream_ca.as_deref())?;
+                let https = hyper_rustls::HttpsConnectorBuilder::new()
+                    .with_tls_config(tls)
+                    .https_only()
+                    .enable_http1()
+                    .enable_http2()
+                    .wrap_connector(http);
+                Pool::Tls(builder.build(https))
+            }
+        };
+        Ok(Upstream {
+            protocol: s.protocol,
+            authority: s
+                .upstream_authority
+                .parse()
+                .map_err(|e| format!("upstream address {:?}: {e}", s.upstream_authority))?,
+            base_path: s.upstream_path.clone(),
+            timeout: s.upstream_timeout,
+            headers: s.headers.clone(),
+            pool,
+        })
+    }
+
+    fn target(&self, uri: &Uri) -> Result<Uri, http::Error> {
+        let scheme = if self.protocol == UpstreamProtocol::Https {
+            "https"
+        } else {
+            "http"
+        };
+        let pq = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+        let pq = if self.base_path.is_empty() {
+            pq.to_owned()
+        } else {
+            format!("{}{pq}", self.base_path)
+        };
+        Uri::builder()
+            .scheme(scheme)
+            .authority(self.authority.clone())
+            .path_and_query(pq)
+            .build()
+    }
+
+    /// Forwards `req` and returns the upstream's response (or a 502/504 of our own).
+    pub(crate) async fn forward(
+        &self,
+        mut req: Request<Incoming>,
+        meta: &ForwardMeta<'_>,
+    ) -> Response<Body> {
+        let grpc = l402_tower::is_grpc(req.headers());
+        let upgrade = is_upgrade(&req);
+        let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+        let original_host = req
+            .uri()
+            .authority()
+            .map(|a| a.as_str().to_owned())
+            .or_else(|| {
+                req.headers()
+                    .get(header::HOST)
+                    .and_then(|h| h.to_str().ok())
+                    .map(str::to_owned)
+            });
+        match self.target(req.uri()) {
+            Ok(u) => *req.uri_mut() = u,
+            Err(e) => {
+                return local_response(
+                    StatusCode::BAD_REQUEST,
+                    &format!("bad request target: {e}"),
+                    grpc,
+                );
+            }
+        }
+        *req.version_mut() = match self.protocol {
+            UpstreamProtocol::H2c => Version::HTTP_2,
+            // hyper picks HTTP/2 by ALPN for TLS upstreams.
+            UpstreamProtocol::Http | UpstreamProtocol::Https => Version::HTTP_11,
+        };
+        prepare_request_headers(
+            req.headers_mut(),
+            upgrade,
+            grpc,
+            original_host.as_deref(),
+            meta,
+        );
+        for (k, v) in &self.headers {
+            req.headers_mut().insert(k.clone(), v.clone());
+        }
+
+        let sent = match &self.pool {
+            Pool::Plain(c) => tokio::time::timeout(self.timeout, c.request(req)).await,
+            Pool::Tls(c) => tokio::time::timeout(self.timeout, c.request(req)).await,
+        };
+        let mut resp = match sent {
+            Err(_) => {
+                return local_response(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    &format!(
+                        "upstream of {} did not answer within {:?}",
+                        meta.service, self.timeout
+                    ),
+                    grpc,
+                );
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(service = meta.service, error = %e, source = ?std::error::Error::source(&e), "upstream request failed");
+                return local_response(
+                    StatusCode::BAD_GATEWAY,
+                    &format!("upstream of {} is unreachable", meta.service),
+                    grpc,
+                );
+            }
+            Ok(Ok(r)) => r,
+        };
+
+        if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+            if let Some(client_side) = client_upgrade {
+                let upstream_side = hyper::upgrade::on(&mut resp);
+                let service = meta.service.to_owned();
+                tokio::spawn(async move {
+                    match tokio::try_join!(client_side, upstream_side) {
+                        Ok((c, u)) => {
+                            let mut c = TokioIo::new(c);
+                            let mut u = TokioIo::new(u);
+                            if let Err(e) = tokio::io::copy_bidirectional(&mut c, &mut u).await {
+                                tracing::debug!(%service, error = %e, "upgraded connection ended");
+                            }
+                        }
+                        Err(e) => tracing::debug!(%service, error = %e, "upgrade failed"),
+                    }
+                });
+            }
+        } else {
+            strip_hop_by_hop(resp.headers_mut(), false);
+        }
+        resp.map(|b| b.map_err(BoxError::from).boxed_unsync())
+    }
+}
+
+/// What the proxy tells the upstream about a request.
+pub(crate) struct ForwardMeta<'a> {
+    pub(crate) service: &'a str,
+    pub(crate) client_ip: std::net::IpAddr,
+    pub(crate) tls: bool,
+    pub(crate) token: Option<&'a VerifiedToken>,
+}
+
+fn is_upgrade<B>(req: &Request<B>) -> bool {
+    req.version() == Version::HTTP_11
+        && req.headers().contains_key(header::UPGRADE)
+        && req
+            .headers()
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+}
+
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+];
+
+/// Removes hop-by-hop headers (and those the `Connection` header names). An upgrade keeps
+/// `Connection: upgrade` and `Upgrade`.
+fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+        .filter(|n| !(upgrade && n == header::UPGRADE))
+        .collect();
+    for n in named {
+        headers.remove(n);
+    }
+    for h in HOP_BY_HOP {
+        headers.remove(h);
+    }
+    if upgrade {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    } else {
+        headers.remove(header::UPGRADE);
+    }
+}
+
+/// Request headers for the upstream: hop-by-hop removed (gRPC keeps `te: trailers`), forwarding
+/// headers added, L402 headers set from the verified token (client-sent copies removed first).
+fn prepare_request_headers(
+    headers: &mut HeaderMap,
+    upgrade: bool,
+    grpc: bool,
+    original_host: Option<&str>,
+    meta: &ForwardMeta<'_>,
+) {
+    strip_hop_by_hop(headers, upgrade);
+    if grpc {
+        headers.insert(header::TE, HeaderValue::from_static("trailers"));
+    }
+    headers.remove(header::HOST);
+    let ip = meta.client_ip.to_string();
+    let xff = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+        Some(prev) => format!("{prev}, {ip}"),
+        None => ip,
+    };
+    if let Ok(v) = HeaderValue::from_str(&xff) {
+        headers.insert("x-forwarded-for", v);
+    }
+    headers.insert(
+        "x-forwarded-proto",
+        HeaderValue::from_static(if meta.tls { "https" } else { "http" }),
+    );
+    if let Some(h) = original_host.and_then(|h| HeaderValue::from_str(h).ok()) {
+        headers.insert("x-forwarded-host", h);
+    }
+    for h in [
+        "x-l402-service",
+        "x-l402-token-id",
+        "x-l402-tier",
+        "x-l402-capabilities",
+    ] {
+        headers.remove(h);
+    }
+    if let Ok(v) = HeaderValue::from_str(meta.service) {
+        headers.insert("x-l402-service", v);
+    }
+    if let Some(t) = meta.token {
+        headers.insert(
+            "x-l402-token-id",
+            HeaderValue::from_str(&t.token_id().to_hex()).expect("hex"),
+        );
+        if let Some(tier) = t.tier() {
+            headers.insert("x-l402-tier", HeaderValue::from(u16::from(tier)));
+        }
+        if let Some(v) = t
+            .capabilities()
+            .and_then(|caps| HeaderValue::from_str(&caps.join(",")).ok())
+        {
+            headers.insert("x-l402-capabilities", v);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_headers_go_and_forwarding_headers_come() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            "connection",
+            HeaderValue::from_static("keep-alive, x-secret-hop"),
+        );
+        h.insert("x-secret-hop", HeaderValue::from_static("1"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert("te", HeaderValue::from_static("trailers"));
+        h.insert("x-forwarded-for", HeaderValue::from_static("198.51.100.1"));
+        h.insert("x-l402-token-id", HeaderValue::from_static("forged"));
+        h.insert("host", HeaderValue::from_static("api.example.com"));
+        let meta = ForwardMeta {
+            service: "weather",
+            client_ip: "203.0.113.9".parse().unwrap(),
+            tls: true,
+            token: None,
+        };
+        prepare_request_headers(&mut h, false, true, Some("api.example.com"), &meta);
+        assert!(h.get("connection").is_none());
+        assert!(h.get("x-secret-hop").is_none());
+        assert!(h.get("keep-alive").is_none());
+        assert!(h.get("host").is_none());
+        assert_eq!(h["te"], "trailers", "gRPC needs te: trailers");
+        assert_eq!(h["x-forwarded-for"], "198.51.100.1, 203.0.113.9");
+        assert_eq!(h["x-forwarded-proto"], "https");
+        assert_eq!(h["x-forwarded-host"], "api.example.com");
+        assert_eq!(h["x-l402-service"], "weather");
+        assert!(
+            h.get("x-l402-token-id").is_none(),
+            "client copies are removed"
+        );
+    }
+
+    #[test]
+    fn upgrades_keep_their_headers() {
+        let mut h = HeaderMap::new();
+        h.insert("connection", HeaderValue::from_static("Upgrade"));
+        h.insert("upgrade", HeaderValue::from_static("websocket"));
+        strip_hop_by_hop(&mut h, true);
+        assert_eq!(h["connection"], "upgrade");
+        assert_eq!(h["upgrade"], "websocket");
+    }
+}
