@@ -19,7 +19,7 @@ use l402_tower::{Policy, Rejection, is_grpc};
 use tower::ServiceExt;
 
 use crate::client_ip::{ClientIp, client_ip, client_net};
-use crate::route::{Admission, ConnTls, ProxyAuthority, RouteTable, no_route};
+use crate::route::{Admission, ConnInfo, ProxyAuthority, RouteTable, no_route};
 use crate::upstream::Body;
 
 /// What every connection shares.
@@ -126,7 +126,7 @@ pub(crate) async fn handle(
     let ext = req.extensions_mut();
     ext.insert(policy);
     ext.insert(ClientIp(ip));
-    ext.insert(ConnTls(tls));
+    ext.insert(ConnInfo { tls, peer });
     let resp = match route.service.clone().oneshot(req).await {
         Ok(r) => r,
         Err(never) => match never {},

@@ -31,9 +31,14 @@ pub type ProxyAuthority = Authority<SharedIssuer, Store>;
 /// How long a client network's freebie allowance lasts.
 const FREEBIE_WINDOW: Duration = Duration::from_secs(24 * 3600);
 
-/// Marks whether the connection is TLS (for `X-Forwarded-Proto`).
+/// Facts about the connection a request came on.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct ConnTls(pub(crate) bool);
+pub(crate) struct ConnInfo {
+    /// TLS (for `X-Forwarded-Proto`).
+    pub(crate) tls: bool,
+    /// The TCP peer (or the PROXY protocol source), appended to `X-Forwarded-For`.
+    pub(crate) peer: std::net::IpAddr,
+}
 
 /// The service behind the L402 layer: applies per-token limits and forwards.
 #[derive(Clone)]
@@ -65,7 +70,14 @@ impl Service<Request<Incoming>> for Forwarder {
                 .get::<ClientIp>()
                 .map(|c| c.0)
                 .unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
-            let tls = req.extensions().get::<ConnTls>().is_some_and(|t| t.0);
+            let conn = req
+                .extensions()
+                .get::<ConnInfo>()
+                .copied()
+                .unwrap_or(ConnInfo {
+                    tls: false,
+                    peer: ip,
+                });
             let grpc = l402_tower::is_grpc(req.headers());
             if let Err(rejection) = target.limits.check_token(
                 req.uri().path(),
@@ -78,8 +90,8 @@ impl Service<Request<Incoming>> for Forwarder {
             }
             let meta = ForwardMeta {
                 service: &target.name,
-                client_ip: ip,
-                tls,
+                peer: conn.peer,
+                tls: conn.tls,
                 token: token.as_ref(),
             };
             Ok(target.upstream.forward(req, &meta).await)

@@ -258,7 +258,9 @@ impl Upstream {
 /// What the proxy tells the upstream about a request.
 pub(crate) struct ForwardMeta<'a> {
     pub(crate) service: &'a str,
-    pub(crate) client_ip: std::net::IpAddr,
+    /// The address that connected to us; appended to `X-Forwarded-For` (the upstream decides
+    /// which hops it trusts, as we do).
+    pub(crate) peer: std::net::IpAddr,
     pub(crate) tls: bool,
     pub(crate) token: Option<&'a VerifiedToken>,
 }
@@ -324,7 +326,7 @@ fn prepare_request_headers(
         headers.insert(header::TE, HeaderValue::from_static("trailers"));
     }
     headers.remove(header::HOST);
-    let ip = meta.client_ip.to_string();
+    let ip = meta.peer.to_string();
     let xff = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
         Some(prev) => format!("{prev}, {ip}"),
         None => ip,
@@ -386,7 +388,7 @@ mod tests {
         h.insert("host", HeaderValue::from_static("api.example.com"));
         let meta = ForwardMeta {
             service: "weather",
-            client_ip: "203.0.113.9".parse().unwrap(),
+            peer: "203.0.113.9".parse().unwrap(),
             tls: true,
             token: None,
         };

@@ -203,6 +203,11 @@ impl Running {
         format!("http://{}{path}", self.metrics.expect("metrics listener"))
     }
 
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Sends SIGTERM.
     pub fn terminate(&self) {
         let _ = Command::new("kill")

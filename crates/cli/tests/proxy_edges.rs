@@ -1,0 +1,431 @@
+//! `l402 proxy` end to end: limits, freebies, client addresses, TLS, expiry and hot reload.
+
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use support::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn yaml(devnet: &Devnet, body: &str) -> String {
+    format!(
+        "listen: 127.0.0.1:0\nlightning: {}\nstore: sqlite:l402.db\n{body}",
+        devnet.shop_uri()
+    )
+}
+
+#[tokio::test]
+async fn freebies_then_a_challenge_per_client_network() {
+    let devnet = Devnet::start().await;
+    let up = upstream().await;
+    let proxy = start_proxy(&yaml(
+        &devnet,
+        &format!(
+            "network: {{ trusted_proxies: [127.0.0.1] }}\nservices:\n  - name: weather\n    upstream: http://{up}\n    auth: freebie 2\n"
+        ),
+    ));
+    let client = http();
+    let from = |ip: &'static str| client.get(proxy.url("/x")).header("x-forwarded-for", ip);
+    assert_eq!(from("203.0.113.5").send().await.unwrap().status(), 200);
+    assert_eq!(
+        from("203.0.113.6").send().await.unwrap().status(),
+        200,
+        "same /24"
+    );
+    assert_eq!(from("203.0.113.7").send().await.unwrap().status(), 402);
+    assert_eq!(
+        from("198.51.100.1").send().await.unwrap().status(),
+        200,
+        "another network"
+    );
+    // The upstream hears of the real client after the trusted hop.
+    let echo: serde_json::Value = from("198.51.100.2")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(echo["x-forwarded-for"], "198.51.100.2, 127.0.0.1");
+}
+
+#[tokio::test]
+async fn untrusted_forwarding_headers_are_ignored_and_blocklist_uses_the_real_client() {
+    let devnet = Devnet::start().await;
+    let up = upstream().await;
+    // No trusted proxies: X-Forwarded-For cannot buy extra freebies or dodge the blocklist.
+    let proxy = start_proxy(&yaml(
+        &devnet,
+        &format!(
+            "network: {{ blocklist: [198.51.100.0/24] }}\nservices:\n  - name: weather\n    upstream: http://{up}\n    auth: freebie 1\n"
+        ),
+    ));
+    let client = http();
+    let from = |ip: &'static str| client.get(proxy.url("/x")).header("x-forwarded-for", ip);
+    assert_eq!(from("203.0.113.5").send().await.unwrap().status(), 200);
+    assert_eq!(
+        from("192.0.2.9").send().await.unwrap().status(),
+        402,
+        "still the same client"
+    );
+    assert_eq!(
+        from("198.51.100.1").send().await.unwrap().status(),
+        402,
+        "spoofing does not block"
+    );
+
+    // With the proxy trusted, a blocklisted client behind it gets 403.
+    let trusting = start_proxy(&yaml(
+        &devnet,
+        &format!(
+            "network: {{ trusted_proxies: [127.0.0.0/8], blocklist: [198.51.100.0/24] }}\nservices:\n  - name: weather\n    upstream: http://{up}\n"
+        ),
+    ));
+    let r = client
+        .get(trusting.url("/x"))
+        .header("x-forwarded-for", "198.51.100.77")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+}
+
+#[tokio::test]
+async fn proxy_protocol_v2_sets_the_client_and_is_required() {
+    let devnet = Devnet::start().await;
+    let up = upstream().await;
+    let proxy = start_proxy(&yaml(
+        &devnet,
+        &format!(
+            "network: {{ proxy_protocol: true }}\nservices:\n  - name: weather\n    upstream: http://{up}\n    auth: off\n"
+        ),
+    ));
+    let mut s = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+    let header = l402_proxy::client_ip::encode_proxy_header(
+        "198.51.100.7:40000".parse().unwrap(),
+        proxy.addr,
+    );
+    s.write_all(&header).await.unwrap();
+    s.write_all(b"GET /x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    assert!(
+        out.contains("\"x-forwarded-for\":\"198.51.100.7\""),
+        "{out}"
+    );
+
+    // A connection without the header is dropped.
+    let mut s = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+    s.write_all(b"GET /x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out).await;
+    assert!(out.is_empty(), "{}", String::from_utf8_lossy(&out));
+}
+
+#[tokio::test]
+async fn rate_limits_per_token_per_ip_and_on_challenges() {
+    let devnet = Devnet::start().await;
+    let up = upstream().await;
+    let proxy = start_proxy(&yaml(
+        &devnet,
+        &format!(
+            r#"limits: {{ challenges_per_ip: 3/min }}
+services:
+  - name: weather
+    path: ^/weather
+    upstream: http://{up}
+    rate_limits: [{{ per: token, rate: 2/min }}]
+  - name: open
+    path: ^/open
+    upstream: http://{up}
+    auth: off
+    rate_limits: [{{ per: ip, rate: 2/min }}]
+"#
+        ),
+    ));
+    let client = http();
+    let auth = buy(&devnet, &client, &proxy.url("/weather/a")).await;
+    let get = |auth: &str| {
+        client
+            .get(proxy.url("/weather/a"))
+            .header("authorization", auth.to_owned())
+            .send()
+    };
+    assert_eq!(get(&auth).await.unwrap().status(), 200);
+    assert_eq!(get(&auth).await.unwrap().status(), 200);
+    let r = get(&auth).await.unwrap();
+    assert_eq!(r.status(), 429);
+    let wait: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&wait), "{wait}");
+
+    // Per IP on an open service.
+    assert_eq!(
+        client
+            .get(proxy.url("/open"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        client
+            .get(proxy.url("/open"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        client
+            .get(proxy.url("/open"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        429
+    );
+
+    // Challenges: one was minted by `buy`; two more, then 429 without an invoice.
+    assert_eq!(
+        client
+            .get(proxy.url("/weather/b"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        402
+    );
+    assert_eq!(
+        client
+            .get(proxy.url("/weather/b"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        402
+    );
+    let r = client.get(proxy.url("/weather/b")).send().await.unwrap();
+    assert_eq!(r.status(), 429);
+    assert!(r.headers().get("www-authenticate").is_none());
+}
+
+#[tokio::test]
+async fn tokens_expire_with_the_service_lifetime() {
+    let devnet = Devnet::start().await;
+    let up = upstream().await;
+    let proxy = start_proxy(&yaml(
+        &devnet,
+        &format!(
+            "services:\n  - name: weather\n    upstream: http://{up}\n    token_lifetime: 2s\n"
+        ),
+    ));
+    let client = http();
+    let auth = buy(&devnet, &client, &proxy.url("/a")).await;
+    assert_eq!(
+        client
+            .get(proxy.url("/a"))
+            .header("authorization", &auth)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    tokio::time::sleep(Duration::from_millis(3100)).await;
+    let r = client
+        .get(proxy.url("/a"))
+        .header("authorization", &auth)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(r.text().await.unwrap().contains("expired"));
+}
+
+#[tokio::test]
+async fn tls_with_a_self_signed_certificate_speaks_http2() {
+    let devnet = Devnet::start().await;
+    let up = upstream().await;
+    let config = yaml(
+        &devnet,
+        &format!(
+            "tls: {{ self_signed_dir: tls }}\nservices:\n  - name: weather\n    upstream: http://{up}\n    auth: off\n"
+        ),
+    );
+    let proxy = start_proxy(&config);
+    let client = http();
+    let r = client.get(proxy.https_url("/x")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.version(), reqwest::Version::HTTP_2);
+    let echo: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(echo["path"], "/x");
+    // Plain HTTP on the TLS port does not work.
+    assert!(client.get(proxy.url("/x")).send().await.is_err());
+    // The certificate is kept and reused.
+    let cert = std::fs::read(proxy.dir.join("tls/tls.cert")).unwrap();
+    let dir = proxy.dir.clone();
+    drop(proxy);
+    let again = start_proxy_in(&dir, "proxy.yaml", &config);
+    assert_eq!(std::fs::read(again.dir.join("tls/tls.cert")).unwrap(), cert);
+    assert_eq!(
+        client
+            .get(again.https_url("/x"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn hot_reload_under_load_never_fails_a_request() {
+    let devnet = Arc::new(Devnet::start().await);
+    let up = upstream().await;
+    let service = |price: u64| {
+        format!("services:\n  - name: weather\n    upstream: http://{up}\n    price_sat: {price}\n")
+    };
+    let proxy = start_proxy(&yaml(&devnet, &service(10)));
+    let client = http();
+    let auth = buy(&devnet, &client, &proxy.url("/a")).await;
+
+    // Load: paid and unpaid requests, concurrently, until told to stop.
+    let stop = Arc::new(AtomicBool::new(false));
+    let ok = Arc::new(AtomicU64::new(0));
+    let bad = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut workers = Vec::new();
+    for w in 0..8 {
+        let (client, url, auth, stop, ok, bad) = (
+            client.clone(),
+            proxy.url("/a"),
+            auth.clone(),
+            stop.clone(),
+            ok.clone(),
+            bad.clone(),
+        );
+        workers.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let mut r = client.get(&url);
+                if w % 2 == 0 {
+                    r = r.header("authorization", &auth);
+                }
+                match r.send().await {
+                    Ok(resp) if resp.status() == 200 || resp.status() == 402 => {
+                        ok.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Ok(resp) => bad
+                        .lock()
+                        .unwrap()
+                        .push(format!("status {}", resp.status())),
+                    Err(e) => bad.lock().unwrap().push(e.to_string()),
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // A broken file is refused; the running configuration stays.
+    std::fs::write(
+        &proxy.config_path,
+        "services: [{name: weather, upstream: ftp://nope}]",
+    )
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let price = |client: reqwest::Client, url: String| async move {
+        let r = client.get(url).send().await.unwrap();
+        let c = challenge_of(r.headers());
+        let inv: lightning_invoice::Bolt11Invoice = c.invoice().parse().unwrap();
+        inv.amount_milli_satoshis().unwrap()
+    };
+    assert_eq!(
+        price(client.clone(), proxy.url("/a")).await,
+        10_000,
+        "bad config ignored"
+    );
+
+    // A good change applies (file watch), and SIGHUP also reloads.
+    let tmp = proxy.dir.join("next.yaml");
+    std::fs::write(&tmp, yaml(&devnet, &service(20))).unwrap();
+    std::fs::rename(&tmp, &proxy.config_path).unwrap();
+    let mut seen = 0;
+    for _ in 0..40 {
+        seen = price(client.clone(), proxy.url("/a")).await;
+        if seen == 20_000 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(seen, 20_000, "the new price applies");
+    std::fs::write(&tmp, yaml(&devnet, &service(30))).unwrap();
+    std::fs::rename(&tmp, &proxy.config_path).unwrap();
+    let _ = std::process::Command::new("kill")
+        .arg("-HUP")
+        .arg(format!("{}", proxy_pid(&proxy)))
+        .status();
+    for _ in 0..40 {
+        seen = price(client.clone(), proxy.url("/a")).await;
+        if seen == 30_000 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(seen, 30_000);
+
+    stop.store(true, Ordering::Relaxed);
+    for w in workers {
+        w.await.unwrap();
+    }
+    let bad = bad.lock().unwrap();
+    assert!(
+        bad.is_empty(),
+        "requests failed during reloads: {:?}",
+        &bad[..bad.len().min(5)]
+    );
+    assert!(ok.load(Ordering::Relaxed) > 50, "the load ran");
+    // The paid token kept working across reloads (same store, same service name).
+    assert_eq!(
+        client
+            .get(proxy.url("/a"))
+            .header("authorization", &auth)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+}
+
+fn proxy_pid(p: &Running) -> u32 {
+    p.pid()
+}
+
+#[tokio::test]
+async fn sigterm_drains_and_exits_cleanly() {
+    let devnet = Devnet::start().await;
+    let up = upstream().await;
+    let proxy = start_proxy(&yaml(
+        &devnet,
+        &format!("services:\n  - name: files\n    upstream: http://{up}\n    auth: off\n"),
+    ));
+    let client = http();
+    // A slow response in flight (SSE: five events, 100 ms apart) completes across the shutdown.
+    let r = client.get(proxy.url("/sse")).send().await.unwrap();
+    proxy.terminate();
+    let body = r.text().await.unwrap();
+    assert!(body.contains("tick 4"), "{body}");
+    let status = proxy.wait();
+    assert!(status.success(), "{status:?}");
+}
