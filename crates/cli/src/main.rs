@@ -9,7 +9,9 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod backend;
+mod demo;
 mod devnode;
+mod get;
 mod proxy;
 mod token;
 mod wallet;
@@ -40,6 +42,16 @@ enum Command {
     /// Configuration tools.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Run the whole L402 loop on this machine, step by step (dev node, sample API, proxy,
+    /// paying client).
+    Demo(demo::DemoArgs),
+    /// Fetch a URL, paying L402 challenges with a wallet (curl-like).
+    Get(get::GetArgs),
+    /// The tokens this client holds.
+    #[command(subcommand)]
+    Tokens(get::TokensCommand),
+    /// What this client has spent.
+    Spend(get::HomeArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -115,11 +127,22 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 fn main() -> ExitCode {
+    // One TLS crypto provider for the whole process (ring), for every HTTP client built later.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Token(cmd) => token::run(cmd),
         Command::Config(ConfigCommand::Check(a)) => proxy::check(a),
         Command::Wallet(cmd) => runtime().block_on(wallet::run(cmd)),
+        Command::Demo(a) => {
+            if std::env::var_os("RUST_LOG").is_some() {
+                init_logging(&cli.log_format);
+            }
+            runtime().block_on(demo::run(a))
+        }
+        Command::Get(a) => runtime().block_on(get::run(a)),
+        Command::Tokens(cmd) => runtime().block_on(get::tokens(cmd)),
+        Command::Spend(a) => runtime().block_on(get::spend(a)),
         Command::Devnode(a) => {
             init_logging(&cli.log_format);
             runtime().block_on(devnode::run(a))

@@ -8,7 +8,6 @@ use l402::{
     Caveat, Challenge, Context, Credential, CredentialForm, Identifier, PaymentHash, Preimage,
     RootKey, TokenId, Verifier, mint,
 };
-use lightning_invoice::Bolt11Invoice;
 use serde_json::{Value, json};
 
 use crate::Failure;
@@ -184,20 +183,17 @@ fn caveat_json(m: &Macaroon) -> Vec<Value> {
 }
 
 fn invoice_json(invoice: &str, macaroon_hash: Option<&PaymentHash>) -> Value {
-    match Bolt11Invoice::from_str(invoice) {
-        Ok(inv) => {
-            let hash = PaymentHash::from_bytes(*AsRef::<[u8; 32]>::as_ref(inv.payment_hash()));
-            json!({
-                "bolt11": invoice,
-                "amount_msat": inv.amount_milli_satoshis(),
-                "payment_hash": hash.to_hex(),
-                "network": inv.currency().to_string(),
-                "matches_macaroon": macaroon_hash.map(|h| *h == hash),
-                "expiry_seconds": inv.expiry_time().as_secs(),
-                "timestamp": inv.duration_since_epoch().as_secs(),
-            })
-        }
-        Err(e) => json!({ "bolt11": invoice, "error": e.to_string() }),
+    match l402::bolt11::decode(invoice) {
+        Ok(inv) => json!({
+            "bolt11": invoice,
+            "amount_msat": inv.amount.map(l402::Msat::as_u64),
+            "payment_hash": inv.payment_hash.to_hex(),
+            "network": inv.currency.to_string(),
+            "matches_macaroon": macaroon_hash.map(|h| *h == inv.payment_hash),
+            "expiry_seconds": inv.expiry.as_secs(),
+            "timestamp": inv.timestamp.as_secs(),
+        }),
+        Err(e) => json!({ "bolt11": invoice, "error": e }),
     }
 }
 

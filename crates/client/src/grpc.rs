@@ -4,7 +4,7 @@
 //! # async fn demo(client: l402_client::L402Client) -> Result<(), Box<dyn std::error::Error>> {
 //! let channel = tonic::transport::Endpoint::from_static("http://127.0.0.1:8080").connect().await?;
 //! let channel = tower::ServiceBuilder::new()
-//!     .layer(l402_client::L402GrpcLayer::new(client))
+//!     .layer(l402_client::L402GrpcLayer::new(client, "http://127.0.0.1:8080")?)
 //!     .service(channel);
 //! // let mut api = MyServiceClient::new(channel);
 //! # Ok(()) }
@@ -39,12 +39,18 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 #[derive(Clone)]
 pub struct L402GrpcLayer {
     client: L402Client,
+    origin: url::Url,
 }
 
 impl L402GrpcLayer {
-    /// A layer paying through `client`.
-    pub fn new(client: L402Client) -> Self {
-        L402GrpcLayer { client }
+    /// A layer paying through `client` for calls to `endpoint` (the URL the channel connects to,
+    /// e.g. `http://127.0.0.1:8080`; tonic hands the layer only the method path, so tokens are
+    /// kept under this origin).
+    pub fn new(client: L402Client, endpoint: &str) -> Result<Self, ClientError> {
+        let origin = url::Url::parse(endpoint).map_err(|e| ClientError::InvalidRequest {
+            reason: format!("gRPC endpoint {endpoint:?}: {e}"),
+        })?;
+        Ok(L402GrpcLayer { client, origin })
     }
 }
 
@@ -55,6 +61,7 @@ impl<S> Layer<S> for L402GrpcLayer {
         L402GrpcService {
             inner,
             client: self.client.clone(),
+            origin: self.origin.clone(),
         }
     }
 }
@@ -64,6 +71,7 @@ impl<S> Layer<S> for L402GrpcLayer {
 pub struct L402GrpcService<S> {
     inner: S,
     client: L402Client,
+    origin: url::Url,
 }
 
 fn grpc_payment_required<B>(resp: &Response<B>) -> bool {
@@ -133,6 +141,7 @@ where
     fn call(&mut self, req: Request<tonic::body::Body>) -> Self::Future {
         let inner = self.inner.clone();
         let client = self.client.clone();
+        let base = self.origin.clone();
         Box::pin(async move {
             let (parts, body) = req.into_parts();
             if body.size_hint().lower() as usize > MAX_BUFFER {
@@ -145,7 +154,8 @@ where
                 .await
                 .map_err(|e| BoxError::from(format!("reading the gRPC request: {e}")))?
                 .to_bytes();
-            let url = url::Url::parse(&parts.uri.to_string())
+            let url = base
+                .join(&parts.uri.to_string())
                 .map_err(|e| BoxError::from(format!("gRPC request URI: {e}")))?;
             let (origin, scope) = origin_and_scope(&url);
             let path = url.path().to_owned();

@@ -1,13 +1,12 @@
 //! Paying a challenge: refuse what must not be paid, journal before paying, never pay twice.
 
-use std::str::FromStr;
 use std::time::Duration;
 
 use l402::{
     Challenge, ErrorKind, Identifier, InvoicePayer, Msat, PayRequest, PaymentHash, PaymentState,
     SharedPayer,
 };
-use lightning_invoice::{Bolt11Invoice, Currency};
+use lightning_invoice::Currency;
 
 use crate::store::{Claim, ClientStore, Entry, EntryState, now};
 use crate::{Budget, ClientError, Event, EventSink};
@@ -30,12 +29,9 @@ pub(crate) fn check_challenge(
     advertised: Option<Msat>,
 ) -> Result<(PaymentHash, Msat), ClientError> {
     let refuse = |reason: String| ClientError::ChallengeRefused { reason };
-    let invoice = Bolt11Invoice::from_str(challenge.invoice())
+    let invoice = l402::bolt11::decode(challenge.invoice())
         .map_err(|e| refuse(format!("the invoice does not decode: {e}")))?;
-    invoice
-        .check_signature()
-        .map_err(|e| refuse(format!("the invoice signature is invalid: {e}")))?;
-    let hash = PaymentHash::from_bytes(*AsRef::<[u8; 32]>::as_ref(invoice.payment_hash()));
+    let hash = invoice.payment_hash;
     let id = Identifier::decode(challenge.macaroon().identifier())
         .map_err(|e| refuse(format!("the macaroon is not an L402 token: {e}")))?;
     if *id.payment_hash() != hash {
@@ -44,19 +40,16 @@ pub(crate) fn check_challenge(
             id.payment_hash()
         )));
     }
-    let amount = invoice
-        .amount_milli_satoshis()
-        .map(Msat::new)
-        .ok_or_else(|| {
-            refuse(
-                "the invoice has no amount (amountless invoices are never paid automatically)"
-                    .into(),
-            )
-        })?;
-    if let Some(want) = network.filter(|w| invoice.currency() != *w) {
+    let amount = invoice.amount.ok_or_else(|| {
+        refuse(
+            "the invoice has no amount (amountless invoices are never paid automatically)".into(),
+        )
+    })?;
+    if let Some(want) = network.filter(|w| invoice.currency != *w) {
         return Err(refuse(format!(
-            "the invoice is for {}, this wallet is on {want}",
-            invoice.currency()
+            "the invoice is for {}, this wallet is on {}",
+            l402::bolt11::network_name(&invoice.currency),
+            l402::bolt11::network_name(&want)
         )));
     }
     if invoice.is_expired() {
@@ -219,7 +212,7 @@ impl Payer {
             PaymentState::NotFound => {
                 // The wallet never received the payment (we stopped before asking it): pay now,
                 // unless the invoice has expired meanwhile.
-                let expired = Bolt11Invoice::from_str(&entry.invoice)
+                let expired = l402::bolt11::decode(&entry.invoice)
                     .map(|i| i.is_expired())
                     .unwrap_or(true);
                 if expired {

@@ -42,6 +42,8 @@
 //! assert_eq!(token.token_id(), id.token_id());
 //! ```
 
+#[cfg(feature = "bolt11")]
+pub mod bolt11;
 mod caveat;
 mod challenge;
 mod credential;

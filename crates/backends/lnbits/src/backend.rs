@@ -234,7 +234,7 @@ impl InvoicePayer for LnbitsBackend {
         }
         // LNbits pays an expired invoice of its own as long as nobody has looked it up since it
         // expired (backends.md §5.3), so the payer checks itself.
-        if invoice.expired_at(wire::now()) {
+        if invoice.is_expired_at(wire::now()) {
             return Err(BackendError::new(
                 ErrorKind::InvoiceExpired,
                 NAME,

@@ -4,14 +4,12 @@
 //! through exactly the code the adapter uses. Unsuccessful answers are read by
 //! [`crate::errors`].
 
-use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use l402::{
     BackendError, ErrorKind, InvoiceState, Msat, Paid, PaymentHash, PaymentState, Preimage,
 };
 use l402_backend_http::{clip, protocol_error};
-use lightning_invoice::{DEFAULT_EXPIRY_TIME, SignedRawBolt11Invoice};
 use serde::{Deserialize, Serialize};
 
 use crate::NAME;
@@ -101,7 +99,7 @@ impl Record {
             || self
                 .invoice()
                 .and_then(|s| decode_invoice(s).ok())
-                .is_some_and(|inv| inv.expired_at(now))
+                .is_some_and(|inv| inv.is_expired_at(now))
     }
 }
 
@@ -149,55 +147,10 @@ pub(crate) fn now() -> Duration {
         .unwrap_or_default()
 }
 
-/// A BOLT11 invoice as far as the adapter needs it.
-#[derive(Debug)]
-pub(crate) struct DecodedInvoice {
-    pub(crate) payment_hash: PaymentHash,
-    pub(crate) amount: Option<Msat>,
-    /// When it expires, since the Unix epoch (`None`: beyond what a `Duration` holds).
-    pub(crate) expires_at: Option<Duration>,
-}
-
-impl DecodedInvoice {
-    /// Whether it can no longer be paid at `now`.
-    pub(crate) fn expired_at(&self, now: Duration) -> bool {
-        self.expires_at.is_some_and(|at| at <= now)
-    }
-}
-
-/// Decodes a BOLT11 string and checks its signature.
-///
-/// This reads the raw invoice rather than `Bolt11Invoice`, whose semantic checks insist on
-/// feature bits: the invoices of LNbits' FakeWallet carry none (BOLT11 lets a reader accept that).
-pub(crate) fn decode_invoice(bolt11: &str) -> Result<DecodedInvoice, String> {
-    let signed = SignedRawBolt11Invoice::from_str(bolt11.trim())
-        .map_err(|e| format!("not a BOLT11 invoice: {e}"))?;
-    if !signed.check_signature() {
-        return Err("the BOLT11 invoice's signature is invalid".into());
-    }
-    let raw = signed.raw_invoice();
-    let hash = raw
-        .payment_hash()
-        .ok_or("the BOLT11 invoice has no payment hash")?;
-    let amount = match raw.amount_pico_btc() {
-        None => None,
-        Some(pico) if pico.is_multiple_of(10) => Some(Msat::new(pico / 10)),
-        Some(_) => return Err("the BOLT11 amount is not a whole number of msat".into()),
-    };
-    let expiry = raw
-        .expiry_time()
-        .map_or(Duration::from_secs(DEFAULT_EXPIRY_TIME), |e| {
-            *e.as_duration()
-        });
-    Ok(DecodedInvoice {
-        payment_hash: PaymentHash::from_bytes(*AsRef::<[u8; 32]>::as_ref(&hash.0)),
-        amount,
-        expires_at: raw
-            .data
-            .timestamp
-            .as_duration_since_epoch()
-            .checked_add(expiry),
-    })
+/// Decodes a BOLT11 string and checks its signature (the shared lenient decoder: LNbits'
+/// FakeWallet signs invoices without feature bits).
+pub(crate) fn decode_invoice(bolt11: &str) -> Result<l402::bolt11::Invoice, String> {
+    l402::bolt11::decode(bolt11)
 }
 
 // === meaning ===
@@ -456,11 +409,11 @@ mod tests {
         assert_eq!(inv.amount, Some(Msat::from_sat(21)));
         // Created 2026-11-21T22:12:04Z with a 600 s expiry.
         assert_eq!(
-            inv.expires_at,
+            inv.expires_at(),
             Some(Duration::from_secs(1_795_299_124 + 600))
         );
-        assert!(!inv.expired_at(AT));
-        assert!(inv.expired_at(AT + Duration::from_secs(600)));
+        assert!(!inv.is_expired_at(AT));
+        assert!(inv.is_expired_at(AT + Duration::from_secs(600)));
         // A changed character breaks the checksum; garbage is refused.
         let mut tampered = r.invoice().unwrap().to_owned();
         tampered.replace_range(20..21, if &tampered[20..21] == "q" { "p" } else { "q" });
