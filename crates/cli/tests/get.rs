@@ -459,3 +459,58 @@ fn the_demo_runs_end_to_end() {
         assert!(out.contains(needle), "demo output lacks {needle:?}:\n{out}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_example_configs_work_with_the_embedded_dev_node() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples");
+    for f in ["proxy.yaml", "aperture.yaml"] {
+        let o = l402(&["config", "check", &format!("{root}/{f}")]);
+        assert!(o.status.success(), "{f}: {}", stderr(&o));
+    }
+    // Run examples/proxy.yaml as a newcomer would, with only the ports changed to free ones.
+    let up = upstream().await;
+    let node_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let text = std::fs::read_to_string(format!("{root}/proxy.yaml"))
+        .unwrap()
+        .replace("http://127.0.0.1:3000", &format!("http://{up}"))
+        .replace("listen: 127.0.0.1:8080", "listen: 127.0.0.1:0")
+        .replace("listen: 127.0.0.1:9090", "listen: 127.0.0.1:0")
+        .replace(
+            "listen=127.0.0.1:9735",
+            &format!("listen=127.0.0.1:{node_port}"),
+        );
+    let dir = tempfile::tempdir().unwrap().keep();
+    let proxy = start_proxy_in(&dir, "proxy.yaml", &text);
+    let home = dir.join("home");
+    let wallet = format!("devnode://127.0.0.1:{node_port}/alice");
+    assert_eq!(
+        http()
+            .get(proxy.url("/health"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let o = l402(&[
+        "get",
+        &proxy.url("/x"),
+        "--wallet",
+        &wallet,
+        "--data-dir",
+        home.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["status"], 200);
+    assert_eq!(v["amount_paid_msat"], 10_000);
+    assert!(
+        dir.join("devnode.sqlite").exists(),
+        "the dev node keeps its state"
+    );
+}

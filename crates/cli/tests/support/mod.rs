@@ -235,6 +235,7 @@ pub fn start_proxy_in(dir: &Path, file: &str, text: &str) -> Running {
     let mut child = Command::new(env!("CARGO_BIN_EXE_l402"))
         .args(["proxy", "--config"])
         .arg(&config_path)
+        .current_dir(dir)
         .env("RUST_LOG", "warn,l402_proxy=info")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
