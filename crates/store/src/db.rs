@@ -79,6 +79,7 @@ macro_rules! on_db {
         }
     };
 }
+pub(crate) use on_db;
 
 /// Maps a database error: configuration and data errors are permanent, anything about reaching
 /// or locking the database is transient.

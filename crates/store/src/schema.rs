@@ -9,7 +9,7 @@
 
 use l402::StoreError;
 
-use crate::db::{Db, map_err};
+use crate::db::{Db, Ph, map_err};
 
 /// The schema version this build writes and understands.
 pub(crate) const VERSION: i64 = 1;
@@ -47,61 +47,40 @@ fn ddl(blob: &str) -> Vec<String> {
 
 /// Creates the schema if missing and refuses a database written by a newer build.
 pub(crate) async fn migrate(db: &Db) -> Result<(), StoreError> {
-    match db {
-        Db::Sqlite(pool) => {
-            let mut tx = pool
-                .begin_with("BEGIN IMMEDIATE")
-                .await
-                .map_err(map_err("migrate"))?;
-            for stmt in ddl("BLOB") {
-                sqlx::query(sqlx::AssertSqlSafe(stmt))
+    let e = map_err("migrate");
+    crate::db::on_db!(db, |pool, ph| {
+        let mut tx = pool.begin_with(ph.begin_write()).await.map_err(&e)?;
+        let blob = match ph {
+            Ph::Question => "BLOB",
+            Ph::Dollar => {
+                // Several instances may start at once: serialise schema creation.
+                sqlx::query("SELECT pg_advisory_xact_lock(4020402)")
                     .execute(&mut *tx)
                     .await
-                    .map_err(map_err("migrate"))?;
+                    .map_err(&e)?;
+                "BYTEA"
             }
-            let v: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM l402_schema")
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(map_err("migrate"))?;
-            check_version(v)?;
-            if v.is_none() {
-                sqlx::query("INSERT INTO l402_schema (version) VALUES (?)")
-                    .bind(VERSION)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(map_err("migrate"))?;
-            }
-            tx.commit().await.map_err(map_err("migrate"))?;
-        }
-        Db::Postgres(pool) => {
-            let mut tx = pool.begin().await.map_err(map_err("migrate"))?;
-            // Several instances may start at once: serialise schema creation.
-            sqlx::query("SELECT pg_advisory_xact_lock(4020402)")
+        };
+        for stmt in ddl(blob) {
+            sqlx::query(sqlx::AssertSqlSafe(stmt))
                 .execute(&mut *tx)
                 .await
-                .map_err(map_err("migrate"))?;
-            for stmt in ddl("BYTEA") {
-                sqlx::query(sqlx::AssertSqlSafe(stmt))
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(map_err("migrate"))?;
-            }
-            let v: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM l402_schema")
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(map_err("migrate"))?;
-            check_version(v)?;
-            if v.is_none() {
-                sqlx::query("INSERT INTO l402_schema (version) VALUES ($1)")
-                    .bind(VERSION)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(map_err("migrate"))?;
-            }
-            tx.commit().await.map_err(map_err("migrate"))?;
+                .map_err(&e)?;
         }
-    }
-    Ok(())
+        let v: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM l402_schema")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(&e)?;
+        check_version(v)?;
+        if v.is_none() {
+            sqlx::query(ph.sql("INSERT INTO l402_schema (version) VALUES (?)"))
+                .bind(VERSION)
+                .execute(&mut *tx)
+                .await
+                .map_err(&e)?;
+        }
+        tx.commit().await.map_err(&e)
+    })
 }
 
 fn check_version(found: Option<i64>) -> Result<(), StoreError> {

@@ -330,3 +330,43 @@ async fn with_deadline<T>(
         .await
         .expect("the adapter must give up on its own well before 30 s")
 }
+
+/// Expands to the five state checks of the suite as `#[tokio::test]` functions, in the calling
+/// module: `create_pay_settle`, `pay_twice`, `expired_invoice`, `amount_limits` and
+/// `unknown_hash`. `$make` is evaluated afresh in each test and yields a tuple whose first two
+/// fields are the issuer and the payer (further fields are kept alive for the test's duration);
+/// `$quirks` is the [`Quirks`] to apply.
+#[macro_export]
+macro_rules! state_tests {
+    ($make:expr, $quirks:expr) => {
+        #[tokio::test]
+        async fn create_pay_settle() {
+            let w = $make;
+            $crate::conformance::create_pay_settle(&w.0, &w.1, &$quirks).await;
+        }
+
+        #[tokio::test]
+        async fn pay_twice() {
+            let w = $make;
+            $crate::conformance::pay_twice(&w.0, &w.1).await;
+        }
+
+        #[tokio::test]
+        async fn expired_invoice() {
+            let w = $make;
+            $crate::conformance::expired_invoice(&w.0, &w.1, &$quirks).await;
+        }
+
+        #[tokio::test]
+        async fn amount_limits() {
+            let w = $make;
+            $crate::conformance::amount_limits(&w.0, &w.1, &$quirks).await;
+        }
+
+        #[tokio::test]
+        async fn unknown_hash() {
+            let w = $make;
+            $crate::conformance::unknown_hash(&w.0, &w.1, &$quirks).await;
+        }
+    };
+}

@@ -39,35 +39,7 @@ macro_rules! suite_tests {
         mod $modname {
             use super::*;
 
-            #[tokio::test]
-            async fn create_pay_settle() {
-                let (i, p, ..) = $make;
-                suite::create_pay_settle(&i, &p, &Quirks::default()).await;
-            }
-
-            #[tokio::test]
-            async fn pay_twice() {
-                let (i, p, ..) = $make;
-                suite::pay_twice(&i, &p).await;
-            }
-
-            #[tokio::test]
-            async fn expired_invoice() {
-                let (i, p, ..) = $make;
-                suite::expired_invoice(&i, &p, &Quirks::default()).await;
-            }
-
-            #[tokio::test]
-            async fn amount_limits() {
-                let (i, p, ..) = $make;
-                suite::amount_limits(&i, &p, &Quirks::default()).await;
-            }
-
-            #[tokio::test]
-            async fn unknown_hash() {
-                let (i, p, ..) = $make;
-                suite::unknown_hash(&i, &p, &Quirks::default()).await;
-            }
+            l402_test::state_tests!($make, Quirks::default());
         }
     };
 }

@@ -35,30 +35,7 @@ macro_rules! suite_tests {
                 backend(&$issuer_key)
             }
 
-            #[tokio::test]
-            async fn create_pay_settle() {
-                suite::create_pay_settle(&issuer(), &payer(), &quirks()).await;
-            }
-
-            #[tokio::test]
-            async fn pay_twice() {
-                suite::pay_twice(&issuer(), &payer()).await;
-            }
-
-            #[tokio::test]
-            async fn expired_invoice() {
-                suite::expired_invoice(&issuer(), &payer(), &quirks()).await;
-            }
-
-            #[tokio::test]
-            async fn amount_limits() {
-                suite::amount_limits(&issuer(), &payer(), &quirks()).await;
-            }
-
-            #[tokio::test]
-            async fn unknown_hash() {
-                suite::unknown_hash(&issuer(), &payer(), &quirks()).await;
-            }
+            l402_test::state_tests!((issuer(), payer()), quirks());
         }
     };
 }

@@ -28,35 +28,7 @@ macro_rules! suite_tests {
                 assert_eq!(p.encryption().await.unwrap(), $scheme);
             }
 
-            #[tokio::test]
-            async fn create_pay_settle() {
-                let (i, p, _env) = common::pair($options).await;
-                suite::create_pay_settle(&i, &p, &Quirks::default()).await;
-            }
-
-            #[tokio::test]
-            async fn pay_twice() {
-                let (i, p, _env) = common::pair($options).await;
-                suite::pay_twice(&i, &p).await;
-            }
-
-            #[tokio::test]
-            async fn expired_invoice() {
-                let (i, p, _env) = common::pair($options).await;
-                suite::expired_invoice(&i, &p, &Quirks::default()).await;
-            }
-
-            #[tokio::test]
-            async fn amount_limits() {
-                let (i, p, _env) = common::pair($options).await;
-                suite::amount_limits(&i, &p, &Quirks::default()).await;
-            }
-
-            #[tokio::test]
-            async fn unknown_hash() {
-                let (i, p, _env) = common::pair($options).await;
-                suite::unknown_hash(&i, &p, &Quirks::default()).await;
-            }
+            l402_test::state_tests!(common::pair($options).await, Quirks::default());
 
             #[tokio::test]
             async fn wrong_credentials() {
