@@ -166,13 +166,20 @@ fn request(a: &GetArgs) -> Result<Request, Failure> {
         .map_err(|_| Failure::invalid(format!("-X {:?} is not an HTTP method", a.method)))?;
     let mut headers = http::HeaderMap::new();
     for h in &a.headers {
-        let (k, v) = h
-            .split_once(':')
-            .ok_or_else(|| Failure::invalid(format!("-H {h:?}: expected \"Name: value\"")))?;
-        let name = http::HeaderName::from_bytes(k.trim().as_bytes())
-            .map_err(|_| Failure::invalid(format!("-H {h:?}: bad header name")))?;
-        let value = http::HeaderValue::from_str(v.trim())
-            .map_err(|_| Failure::invalid(format!("-H {h:?}: bad header value")))?;
+        let (k, v) = h.split_once(':').ok_or_else(|| {
+            Failure::invalid(
+                "-H: expected \"Name: value\" (the header is not shown: it may hold a secret)",
+            )
+        })?;
+        let name = http::HeaderName::from_bytes(k.trim().as_bytes()).map_err(|_| {
+            Failure::invalid(format!("-H: {:?} is not a valid header name", k.trim()))
+        })?;
+        let value = http::HeaderValue::from_str(v.trim()).map_err(|_| {
+            Failure::invalid(format!(
+                "-H {}: the value has characters a header cannot carry (not shown)",
+                k.trim()
+            ))
+        })?;
         headers.append(name, value);
     }
     let body = match a.data.as_deref() {

@@ -78,6 +78,14 @@ impl Failure {
         }
     }
 
+    /// The token was read fine but does not verify (exit 4).
+    pub(crate) fn rejected(message: impl Into<String>) -> Self {
+        Failure {
+            code: 4,
+            message: message.into(),
+        }
+    }
+
     /// A Lightning backend call failed (exit 3).
     pub(crate) fn backend(message: impl Into<String>) -> Self {
         Failure {

@@ -21,7 +21,8 @@ pub(crate) enum TokenCommand {
     Mint(MintArgs),
     /// Append caveats to a macaroon (narrowing it; no root key needed).
     Attenuate(AttenuateArgs),
-    /// Verify a token with its root key; exit 0 when valid, else print why and exit 1.
+    /// Verify a token with its root key; exit 0 when valid, 4 when it does not verify (with
+    /// the reason), 1 when the input cannot be read.
     Verify(VerifyArgs),
 }
 
@@ -38,8 +39,14 @@ pub(crate) struct DecodeArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct MintArgs {
-    /// The 32-byte root key, hex.
-    #[arg(long, value_name = "HEX")]
+    /// The 32-byte root key, hex (or set `L402_ROOT_KEY`, which keeps it out of the process
+    /// list and shell history).
+    #[arg(
+        long,
+        value_name = "HEX",
+        env = "L402_ROOT_KEY",
+        hide_env_values = true
+    )]
     root_key: String,
     /// The invoice's payment hash, hex.
     #[arg(long, value_name = "HEX")]
@@ -70,8 +77,14 @@ pub(crate) struct VerifyArgs {
     /// caveat), or a bare macaroon (then pass `--preimage`, or only signature and caveats are
     /// checked).
     token: String,
-    /// The 32-byte root key, hex.
-    #[arg(long, value_name = "HEX")]
+    /// The 32-byte root key, hex (or set `L402_ROOT_KEY`, which keeps it out of the process
+    /// list and shell history).
+    #[arg(
+        long,
+        value_name = "HEX",
+        env = "L402_ROOT_KEY",
+        hide_env_values = true
+    )]
     root_key: String,
     /// The payment preimage, hex (64 characters).
     #[arg(long, value_name = "HEX")]
@@ -420,7 +433,7 @@ fn verify(args: VerifyArgs) -> Result<(), Failure> {
         Some(c) => verifier.verify(c, &key, &ctx),
         None => verifier.check_macaroon(macaroon_of(&input), &key, &ctx),
     };
-    let token = result.map_err(|e| Failure::invalid(format!("invalid: {e}")))?;
+    let token = result.map_err(|e| Failure::rejected(format!("invalid: {e}")))?;
 
     let mut line = format!("valid: token {}", token.token_id());
     if let Some(s) = &args.service {

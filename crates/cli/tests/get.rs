@@ -31,7 +31,7 @@ fn stderr(o: &Output) -> String {
 
 fn proxy_yaml(lightning: &str, up: std::net::SocketAddr) -> String {
     format!(
-        "listen: 127.0.0.1:0\nlightning: \"{lightning}\"\nstore: sqlite:l402.db\nmetrics: {{ listen: 127.0.0.1:0, admin_token: adm }}\nservices:\n  - name: weather\n    path: ^/weather\n    upstream: http://{up}\n    price_sat: 21\n  - name: big\n    path: ^/big\n    upstream: http://{up}\n    price_sat: 2000\n"
+        "listen: 127.0.0.1:0\nlightning: \"{lightning}\"\nstore: sqlite:l402.db\nmetrics: {{ listen: 127.0.0.1:0, admin_token: adm-0123456789abcdef }}\nservices:\n  - name: weather\n    path: ^/weather\n    upstream: http://{up}\n    price_sat: 21\n  - name: big\n    path: ^/big\n    upstream: http://{up}\n    price_sat: 2000\n"
     )
 }
 
@@ -218,7 +218,7 @@ async fn exit_codes_name_what_went_wrong() {
         .to_owned();
     let r = http()
         .post(proxy.ops_url(&format!("/admin/tokens/{token_id}/revoke")))
-        .bearer_auth("adm")
+        .bearer_auth("adm-0123456789abcdef")
         .send()
         .await
         .unwrap();

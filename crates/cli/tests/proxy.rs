@@ -14,7 +14,7 @@ fn config(devnet: &Devnet, up: std::net::SocketAddr, extra_services: &str) -> St
 listen: 127.0.0.1:0
 lightning: {lightning}
 store: "sqlite:l402.db"
-metrics: {{ listen: 127.0.0.1:0, admin_token: "admintoken" }}
+metrics: {{ listen: 127.0.0.1:0, admin_token: "admintoken-0123456789" }}
 services:
   - name: weather
     path: ^/weather
@@ -197,7 +197,7 @@ async fn narrowed_tokens_and_revocation() {
     assert_eq!(r.status(), 401, "the admin API needs its token");
     let r = client
         .post(proxy.ops_url(&format!("/admin/tokens/{token_id}/revoke")))
-        .bearer_auth("admintoken")
+        .bearer_auth("admintoken-0123456789")
         .send()
         .await
         .unwrap();
@@ -212,7 +212,7 @@ async fn narrowed_tokens_and_revocation() {
     assert!(r.text().await.unwrap().contains("unknown or revoked"));
     let t: serde_json::Value = client
         .get(proxy.ops_url(&format!("/admin/tokens/{token_id}")))
-        .bearer_auth("admintoken")
+        .bearer_auth("admintoken-0123456789")
         .send()
         .await
         .unwrap()

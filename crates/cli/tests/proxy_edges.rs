@@ -93,6 +93,100 @@ async fn untrusted_forwarding_headers_are_ignored_and_blocklist_uses_the_real_cl
 }
 
 #[tokio::test]
+async fn only_the_configured_forwarding_header_is_believed() {
+    let devnet = Devnet::start().await;
+    let up = upstream().await;
+    let proxy = start_proxy(&yaml(
+        &devnet,
+        &format!(
+            "network: {{ trusted_proxies: [127.0.0.1], forwarding_header: forwarded, blocklist: [198.51.100.0/24] }}\nservices:\n  - name: weather\n    upstream: http://{up}\n"
+        ),
+    ));
+    let client = http();
+    let status = |name: &'static str, value: &'static str| {
+        let r = client.get(proxy.url("/x")).header(name, value).send();
+        async move { r.await.unwrap().status() }
+    };
+    assert_eq!(status("forwarded", "for=198.51.100.7").await, 403);
+    assert_eq!(
+        status("forwarded", "for=\"[2001:db8::1]:443\";proto=https").await,
+        402,
+        "an allowed IPv6 client"
+    );
+    assert_eq!(
+        status("x-forwarded-for", "198.51.100.7").await,
+        402,
+        "the header that is not configured is not believed"
+    );
+}
+
+#[tokio::test]
+async fn a_token_opens_only_what_its_price_covers() {
+    let devnet = Devnet::start().await;
+    let up = upstream().await;
+    let proxy = start_proxy(&yaml(
+        &devnet,
+        &format!(
+            "services:\n  - name: api\n    upstream: http://{up}\n    price_sat: 1\n    prices:\n      - {{ path: ^/premium, price_sat: 50 }}\n"
+        ),
+    ));
+    let client = http();
+    let cheap = buy(&devnet, &client, &proxy.url("/basic")).await;
+    let get = |path: &str, auth: &str| {
+        client
+            .get(proxy.url(path))
+            .header("authorization", auth)
+            .send()
+    };
+    assert_eq!(get("/basic", &cheap).await.unwrap().status(), 200);
+    assert_eq!(get("/other", &cheap).await.unwrap().status(), 200);
+    let r = get("/premium/report", &cheap).await.unwrap();
+    assert_eq!(r.status(), 401, "a 1-sat token must not open a 50-sat path");
+    let body = r.text().await.unwrap();
+    assert!(body.contains("api_price_msat"), "{body}");
+
+    // The 50-sat token opens both.
+    let r = client
+        .get(proxy.url("/premium/report"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 402);
+    let invoice = l402::bolt11::decode(challenge_of(r.headers()).invoice()).unwrap();
+    assert_eq!(invoice.amount, Some(l402::Msat::from_sat(50)));
+    let dear = pay_for(&devnet, r.headers()).await;
+    assert_eq!(get("/premium/report", &dear).await.unwrap().status(), 200);
+    assert_eq!(get("/basic", &dear).await.unwrap().status(), 200);
+
+    // Paths that could mean another path to the upstream are refused before any pricing.
+    for target in [
+        "/basic/../premium/report",
+        "/basic/./x",
+        "//premium/report",
+        "/%70remium/report",
+        "/basic%2f..%2fpremium",
+        "/basic\\..\\premium",
+    ] {
+        let mut conn = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+        let request = format!(
+            "GET {target} HTTP/1.1\r\nHost: x\r\nAuthorization: {cheap}\r\nConnection: close\r\n\r\n"
+        );
+        conn.write_all(request.as_bytes()).await.unwrap();
+        let mut response = String::new();
+        conn.read_to_string(&mut response).await.unwrap();
+        assert!(
+            response.starts_with("HTTP/1.1 400"),
+            "{target}: {}",
+            response.lines().next().unwrap_or("")
+        );
+        assert!(
+            response.contains("ambiguous request path"),
+            "{target}: {response}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn proxy_protocol_v2_sets_the_client_and_is_required() {
     let devnet = Devnet::start().await;
     let up = upstream().await;

@@ -8,7 +8,7 @@ use support::*;
 
 fn config(devnet: &Devnet, up: std::net::SocketAddr, db: &str) -> String {
     format!(
-        "listen: 127.0.0.1:0\nlightning: {}\nstore: \"{db}\"\nmetrics: {{ listen: 127.0.0.1:0, admin_token: adm }}\nservices:\n  - name: weather\n    upstream: http://{up}\n",
+        "listen: 127.0.0.1:0\nlightning: {}\nstore: \"{db}\"\nmetrics: {{ listen: 127.0.0.1:0, admin_token: adm-0123456789abcdef }}\nservices:\n  - name: weather\n    upstream: http://{up}\n",
         devnet.shop_uri()
     )
 }
@@ -55,7 +55,7 @@ async fn a_token_from_one_instance_works_on_the_other_and_revocation_reaches_bot
         .to_hex();
     let r = client
         .post(a.ops_url(&format!("/admin/tokens/{token_id}/revoke")))
-        .bearer_auth("adm")
+        .bearer_auth("adm-0123456789abcdef")
         .send()
         .await
         .unwrap();
@@ -90,7 +90,7 @@ async fn a_token_from_one_instance_works_on_the_other_and_revocation_reaches_bot
     // Revenue is counted once across both instances.
     let stats: serde_json::Value = client
         .get(b.ops_url("/admin/stats"))
-        .bearer_auth("adm")
+        .bearer_auth("adm-0123456789abcdef")
         .send()
         .await
         .unwrap()

@@ -40,6 +40,16 @@ fn assert_refused(o: &Output, needle: &str) {
     assert!(err.contains(needle), "{err:?} should contain {needle:?}");
 }
 
+/// Asserts a verification failure: [`assert_refused`] with exit code 4.
+fn assert_rejected(o: &Output, needle: &str) {
+    assert_refused(o, needle);
+    assert_eq!(
+        o.status.code(),
+        Some(4),
+        "a token that does not verify exits 4"
+    );
+}
+
 #[test]
 fn mint_reproduces_the_vector() {
     let o = l402(&[
@@ -300,14 +310,17 @@ fn verify_refusals_say_why() {
         args.extend(extra);
         let o = l402(&args.iter().map(String::as_str).collect::<Vec<_>>());
         assert_refused(&o, needle);
+        // A --preimage that contradicts the token is an input error; the rest do not verify.
+        let code = if needle == "differs" { 1 } else { 4 };
+        assert_eq!(o.status.code(), Some(code), "{needle}");
     }
     let wrong_key = "ff".repeat(32);
-    assert_refused(
+    assert_rejected(
         &l402(&["token", "verify", &auth, "--root-key", &wrong_key]),
         "signature does not verify",
     );
     let wrong_preimage = "11".repeat(32);
-    assert_refused(
+    assert_rejected(
         &l402(&[
             "token",
             "verify",
@@ -323,7 +336,7 @@ fn verify_refusals_say_why() {
         .as_str()
         .unwrap()
         .to_owned();
-    assert_refused(
+    assert_rejected(
         &l402(&["token", "verify", &widened, "--root-key", &key]),
         "widens the token",
     );
@@ -346,7 +359,7 @@ fn verify_refusals_say_why() {
         "1",
     ]);
     assert!(lax.status.success(), "{}", stderr(&lax));
-    assert_refused(
+    assert_rejected(
         &l402(&[
             "token",
             "verify",
@@ -406,5 +419,21 @@ fn attenuate_then_verify() {
         "--now",
         "1800000000",
     ]);
-    assert_refused(&late, "expired");
+    assert_rejected(&late, "expired");
+
+    // The root key may come from the environment instead of the command line.
+    let from_env = Command::new(env!("CARGO_BIN_EXE_l402"))
+        .args([
+            "token",
+            "verify",
+            &narrowed,
+            "--preimage",
+            &preimage,
+            "--now",
+            "1799999999",
+        ])
+        .env("L402_ROOT_KEY", &key)
+        .output()
+        .unwrap();
+    assert!(from_env.status.success(), "{}", stderr(&from_env));
 }

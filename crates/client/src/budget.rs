@@ -3,7 +3,6 @@
 use l402::Msat;
 
 use crate::ClientError;
-use crate::store::{ClientStore, now};
 
 /// How much the client may spend.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,13 +31,8 @@ impl Default for Budget {
 }
 
 impl Budget {
-    /// Refuses `amount` (plus the worst-case fee) for `origin` if any limit would be exceeded.
-    pub(crate) async fn check(
-        &self,
-        store: &ClientStore,
-        origin: &str,
-        amount: Msat,
-    ) -> Result<(), ClientError> {
+    /// Refuses a price above the per-request limit.
+    pub(crate) fn check_price(&self, amount: Msat) -> Result<(), ClientError> {
         if amount > self.max_per_request {
             return Err(ClientError::OverBudget {
                 reason: format!(
@@ -47,9 +41,23 @@ impl Budget {
                 ),
             });
         }
+        Ok(())
+    }
+
+    /// Refuses `amount` (plus the worst-case fee) for `origin` when what is already committed
+    /// (`spent_on_origin` in the last 24 hours, `spent_total` ever; pending payments counted at
+    /// their worst-case fee) leaves no room for it.
+    pub(crate) fn check_spent(
+        &self,
+        origin: &str,
+        amount: Msat,
+        spent_on_origin: Msat,
+        spent_total: Msat,
+    ) -> Result<(), ClientError> {
+        self.check_price(amount)?;
         let worst = amount.saturating_add(self.max_fee);
         if let Some(limit) = self.max_per_host_per_day {
-            let spent = store.spent_since(now() - 86_400, Some(origin)).await?;
+            let spent = spent_on_origin;
             if spent.saturating_add(worst) > limit {
                 return Err(ClientError::OverBudget {
                     reason: format!(
@@ -59,7 +67,7 @@ impl Budget {
             }
         }
         if let Some(limit) = self.max_total {
-            let spent = store.spent_since(0, None).await?;
+            let spent = spent_total;
             if spent.saturating_add(worst) > limit {
                 return Err(ClientError::OverBudget {
                     reason: format!(
@@ -69,5 +77,10 @@ impl Budget {
             }
         }
         Ok(())
+    }
+
+    /// Whether any limit needs the journal's totals.
+    pub(crate) fn needs_totals(&self) -> bool {
+        self.max_per_host_per_day.is_some() || self.max_total.is_some()
     }
 }

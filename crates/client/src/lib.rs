@@ -235,7 +235,10 @@ impl Builder {
             webpki_roots::TLS_SERVER_ROOTS.iter().cloned(),
         ))
         .with_no_client_auth();
+        // Redirects come back to the caller, as with curl without -L: a payment is only ever
+        // made to the origin the caller named, and credentials never travel to another one.
         let mut b = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
             .timeout(self.timeout)
             .connect_timeout(Duration::from_secs(10));
         b = if self.accept_invalid_certs {

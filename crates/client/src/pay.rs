@@ -83,7 +83,7 @@ impl Payer {
         advertised: Option<Msat>,
     ) -> Result<(Entry, bool), ClientError> {
         let (hash, amount) = check_challenge(challenge, self.network.clone(), advertised)?;
-        self.budget.check(&self.store, origin, amount).await?;
+        self.budget.check_price(amount)?;
         let entry = Entry {
             payment_hash: hash,
             origin: origin.to_owned(),
@@ -100,7 +100,7 @@ impl Payer {
         };
         // A concurrent request may have paid (or be paying) for the same scope.
         for _ in 0..3 {
-            match self.store.claim(&entry).await? {
+            match self.store.claim(&entry, &self.budget).await? {
                 Claim::Pay => return self.pay(entry).await.map(|t| (t, true)),
                 Claim::Token(t) => {
                     self.events.emit(Event::TokenReused {

@@ -16,7 +16,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
-use crate::ClientError;
+use crate::{Budget, ClientError};
 
 /// A journal entry: one challenge and what became of its payment.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -119,6 +119,26 @@ const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS payments (
 
 const COLUMNS: &str = "payment_hash, origin, scope, scheme, macaroon, invoice, amount_msat, state, preimage, fee_msat, created_at, rejected_at";
 
+/// Committed spending inside a transaction, pending payments counted at `pending_fee`.
+async fn committed(
+    conn: &mut sqlx::SqliteConnection,
+    since: i64,
+    origin: Option<&str>,
+    pending_fee: Msat,
+) -> Result<Msat, ClientError> {
+    let v: i64 = sqlx::query_scalar(
+        "SELECT CAST(COALESCE(SUM(amount_msat + CASE WHEN state = 'pending' THEN ? ELSE COALESCE(fee_msat, 0) END), 0) AS INTEGER)
+         FROM payments WHERE state IN ('pending', 'paid') AND created_at >= ? AND (? IS NULL OR origin = ?)",
+    )
+    .bind(pending_fee.as_u64() as i64)
+    .bind(since)
+    .bind(origin)
+    .bind(origin)
+    .fetch_one(conn)
+    .await?;
+    Ok(Msat::new(v as u64))
+}
+
 fn entry(row: &sqlx::sqlite::SqliteRow) -> Result<Entry, ClientError> {
     let bad = |what: &str| ClientError::Store {
         reason: format!("corrupt journal entry: {what}"),
@@ -215,9 +235,10 @@ impl ClientStore {
         rows.iter().map(entry).collect()
     }
 
-    /// Writes a pending entry for `e` unless the journal says otherwise (see [`Claim`]). Runs in
-    /// one write transaction, so two processes racing for the same resource cannot both pay.
-    pub(crate) async fn claim(&self, e: &Entry) -> Result<Claim, ClientError> {
+    /// Writes a pending entry for `e` unless the journal says otherwise (see [`Claim`]) or the
+    /// `budget` has no room for it. Runs in one write transaction, so two processes racing for
+    /// the same resource cannot both pay, and racing payments cannot together pass a limit.
+    pub(crate) async fn claim(&self, e: &Entry, budget: &Budget) -> Result<Claim, ClientError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM payments WHERE origin = ? AND state IN ('pending', 'paid') AND rejected_at IS NULL ORDER BY created_at DESC"
@@ -235,6 +256,12 @@ impl ClientStore {
                 EntryState::Paid => return Ok(Claim::Token(Box::new(other))),
                 EntryState::Failed => {}
             }
+        }
+        if budget.needs_totals() {
+            let day_ago = now() - 86_400;
+            let on_origin = committed(&mut tx, day_ago, Some(&e.origin), budget.max_fee).await?;
+            let total = committed(&mut tx, 0, None, budget.max_fee).await?;
+            budget.check_spent(&e.origin, e.amount, on_origin, total)?;
         }
         sqlx::query(
             "INSERT INTO payments (payment_hash, origin, scope, scheme, macaroon, invoice, amount_msat, state, created_at)
@@ -298,7 +325,8 @@ impl ClientStore {
     }
 
     /// Money committed (paid or pending, amount plus fee) since `since` (unix seconds),
-    /// optionally for one origin. Pending payments count: they may have gone through.
+    /// optionally for one origin. Pending payments count (they may have gone through), with no
+    /// fee yet; budget checks count them at the most fee they may cost.
     pub async fn spent_since(&self, since: i64, origin: Option<&str>) -> Result<Msat, ClientError> {
         let v: i64 = sqlx::query_scalar(
             "SELECT CAST(COALESCE(SUM(amount_msat + COALESCE(fee_msat, 0)), 0) AS INTEGER) FROM payments

@@ -194,6 +194,57 @@ async fn budgets_refuse_before_any_payment() {
 }
 
 #[tokio::test]
+async fn concurrent_payments_cannot_together_pass_a_limit() {
+    let s = shop(DevNodeConfig::default(), Msat::from_sat(10)).await;
+    let alice = s.node.wallet("alice");
+    let before = alice.balance().await.unwrap();
+    // Room for one 10-sat token, not two; the two requests have different scopes, so neither
+    // can reuse the other's token.
+    let budget = Budget {
+        max_total: Some(Msat::from_sat(15)),
+        max_fee: Msat::ZERO,
+        ..Budget::default()
+    };
+    let c = client_for(&s.node, budget).await;
+    let (a, b) = tokio::join!(
+        c.send(Request::get(url(s.addr, "/api/data"))),
+        c.send(Request::get(url(s.addr, "/other/x")))
+    );
+    let results = [a, b];
+    let paid = results.iter().filter(|r| r.is_ok()).count();
+    let refused = results
+        .iter()
+        .filter(|r| matches!(r, Err(ClientError::OverBudget { .. })))
+        .count();
+    assert_eq!((paid, refused), (1, 1), "{results:?}");
+    assert_eq!(
+        alice.balance().await.unwrap(),
+        Msat::new(before.as_u64() - 10_000)
+    );
+}
+
+#[tokio::test]
+async fn redirects_are_returned_not_followed() {
+    let target = serve(Router::new().route("/", get(|| async { "elsewhere" }))).await;
+    let moved =
+        serve(Router::new().route(
+            "/old",
+            get(move || async move {
+                axum::response::Redirect::temporary(&format!("http://{target}/"))
+            }),
+        ))
+        .await;
+    let node = DevNode::in_memory(DevNodeConfig::default()).await.unwrap();
+    let c = client_for(&node, Budget::default()).await;
+    let r = c.send(Request::get(url(moved, "/old"))).await.unwrap();
+    assert_eq!(r.inner.status(), 307);
+    assert_eq!(
+        r.inner.headers()["location"],
+        format!("http://{target}/").as_str()
+    );
+}
+
+#[tokio::test]
 async fn a_fee_above_the_limit_fails_without_paying() {
     let s = shop(
         DevNodeConfig {

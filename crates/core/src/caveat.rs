@@ -247,6 +247,11 @@ pub enum CaveatError {
         /// The whole caveat.
         caveat: String,
     },
+    /// A caveat the verifier requires is absent from the token.
+    Missing {
+        /// The condition that must be present.
+        condition: String,
+    },
     /// A custom satisfier refused the caveat.
     Refused {
         /// The condition.
@@ -293,6 +298,12 @@ impl fmt::Display for CaveatError {
             }
             CaveatError::Unknown { caveat } => {
                 write!(f, "unknown caveat {caveat:?} refused (strict verification)")
+            }
+            CaveatError::Missing { condition } => {
+                write!(
+                    f,
+                    "the token has no {condition:?} caveat, which this resource requires"
+                )
             }
             CaveatError::Refused { condition, reason } => {
                 write!(f, "caveat {condition:?} not satisfied: {reason}")
@@ -353,12 +364,17 @@ pub trait Satisfier: Send + Sync {
 pub(crate) fn services_previous(previous: &str, current: &str) -> Result<(), CaveatError> {
     let prev = Service::parse_list(previous)?;
     let cur = Service::parse_list(current)?;
+    if prev.len() > MAX_LIST_ENTRIES || cur.len() > MAX_LIST_ENTRIES {
+        return Err(too_long(SERVICES));
+    }
+    let prev: std::collections::HashSet<(&str, u8)> =
+        prev.iter().map(|p| (p.name.as_str(), p.tier)).collect();
     // Every service must have been allowed before, at the same tier. (Aperture compares names
     // only; lsat-js treats a higher tier as narrower. Requiring equality is safe under both
     // readings of what a tier means.)
     let narrowing = cur
         .iter()
-        .all(|c| prev.iter().any(|p| p.name == c.name && p.tier == c.tier));
+        .all(|c| prev.contains(&(c.name.as_str(), c.tier)));
     if narrowing {
         Ok(())
     } else {
@@ -379,12 +395,27 @@ pub(crate) fn services_final(
     Ok(list)
 }
 
+/// Most entries a `services` or `_capabilities` list may hold: far above real use, small enough
+/// that checking a hostile token stays cheap.
+pub const MAX_LIST_ENTRIES: usize = 256;
+
+fn too_long(condition: &str) -> CaveatError {
+    CaveatError::Malformed {
+        caveat: condition.into(),
+        reason: format!("more than {MAX_LIST_ENTRIES} entries"),
+    }
+}
+
 pub(crate) fn capabilities_previous(
     condition: &str,
     previous: &str,
     current: &str,
 ) -> Result<(), CaveatError> {
-    let narrowing = capability_list(current).all(|c| capability_list(previous).any(|p| p == c));
+    let prev: std::collections::HashSet<&str> = capability_list(previous).collect();
+    if prev.len() > MAX_LIST_ENTRIES || capability_list(current).nth(MAX_LIST_ENTRIES).is_some() {
+        return Err(too_long(condition));
+    }
+    let narrowing = capability_list(current).all(|c| prev.contains(c));
     if narrowing {
         Ok(())
     } else {

@@ -38,8 +38,9 @@ pub enum CredentialForm {
 
 /// A parsed credential: the macaroons and the preimage that proves payment.
 ///
-/// Parsing does not verify anything; see [`Verifier`](crate::Verifier).
-#[derive(Clone, PartialEq, Eq, Debug)]
+/// Parsing does not verify anything; see [`Verifier`](crate::Verifier). `Debug` prints no
+/// signature and no preimage (together with the macaroon they would be a usable credential).
+#[derive(Clone, PartialEq, Eq)]
 pub struct Credential {
     macaroons: Vec<Macaroon>,
     preimage: Preimage,
@@ -222,6 +223,17 @@ impl Credential {
             }
         }
         found.ok_or(Error::NoCredential)
+    }
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credential")
+            .field("identifier", &hex::encode(self.macaroon().identifier()))
+            .field("macaroons", &self.macaroons.len())
+            .field("preimage", &"<redacted>")
+            .field("form", &self.form)
+            .finish()
     }
 }
 

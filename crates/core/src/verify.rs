@@ -40,6 +40,7 @@ pub struct Verifier {
     service: Option<String>,
     strict: bool,
     satisfiers: Vec<Arc<dyn Satisfier>>,
+    required: Vec<String>,
 }
 
 /// Per-request facts the caveats are checked against.
@@ -125,6 +126,15 @@ impl Verifier {
     #[must_use]
     pub fn satisfier(mut self, satisfier: Arc<dyn Satisfier>) -> Self {
         self.satisfiers.push(satisfier);
+        self
+    }
+
+    /// Requires a caveat with this condition to be present (absence otherwise imposes no
+    /// restriction, as the spec says). Use it with a satisfier for conditions a server mints and
+    /// must see on every token, such as constraints or a price binding.
+    #[must_use]
+    pub fn require(mut self, condition: impl Into<String>) -> Self {
+        self.required.push(condition.into());
         self
     }
 
@@ -225,6 +235,15 @@ impl Verifier {
             }
         }
 
+        if let Some(missing) = self
+            .required
+            .iter()
+            .find(|r| !groups.iter().any(|(c, _)| c == r))
+        {
+            return Err(Error::Caveat(CaveatError::Missing {
+                condition: missing.clone(),
+            }));
+        }
         let target = self.service.as_deref();
         for (condition, values) in &groups {
             let last = values[values.len() - 1];
@@ -291,6 +310,7 @@ impl std::fmt::Debug for Verifier {
         f.debug_struct("Verifier")
             .field("service", &self.service)
             .field("strict", &self.strict)
+            .field("required", &self.required)
             .field(
                 "satisfiers",
                 &self

@@ -245,6 +245,8 @@ impl Caveat {
 impl fmt::Debug for Caveat {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.verification_id {
+            // A preimage caveat turns the macaroon into a credential: never print it.
+            None if self.id.starts_with(b"preimage=") => f.write_str("\"preimage=<redacted>\""),
             None => write!(f, "{:?}", String::from_utf8_lossy(&self.id)),
             Some(vid) => f
                 .debug_struct("ThirdPartyCaveat")

@@ -1,8 +1,9 @@
 //! Who the client is: the TCP peer, unless a trusted proxy says otherwise.
 //!
 //! * A PROXY protocol v2 header (from a load balancer, when enabled) replaces the TCP peer.
-//! * If the peer is a trusted proxy, `Forwarded` (RFC 7239) or else `X-Forwarded-For` is read
-//!   from the right: each hop appended by a trusted proxy is believed, and the first address not
+//! * If the peer is a trusted proxy, the one configured forwarding header (`X-Forwarded-For` by
+//!   default, or `Forwarded`, RFC 7239 — never a fallback from one to the other, since proxies
+//!   pass the header they do not write through untouched) is read from the right: each hop appended by a trusted proxy is believed, and the first address not
 //!   in the trusted list is the client. Entries that do not parse stop the walk, so a client
 //!   cannot inject an address by sending garbage.
 
@@ -76,19 +77,38 @@ fn xff_hops(headers: &HeaderMap) -> Vec<String> {
         .collect()
 }
 
+/// Which header trusted proxies write the client's address into.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ForwardingHeader {
+    /// `X-Forwarded-For` (nginx, HAProxy, AWS, Cloudflare, Caddy).
+    #[default]
+    XForwardedFor,
+    /// `Forwarded` (RFC 7239).
+    Forwarded,
+}
+
 /// The client address for a request from `peer` with `headers`.
-pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted_proxies: &[IpNet]) -> IpAddr {
+pub fn client_ip(
+    peer: IpAddr,
+    headers: &HeaderMap,
+    trusted_proxies: &[IpNet],
+    header: ForwardingHeader,
+) -> IpAddr {
+    let peer = peer.to_canonical();
     if !trusted(&peer, trusted_proxies) {
         return peer;
     }
-    let hops = forwarded_hops(headers).unwrap_or_else(|| xff_hops(headers));
+    let hops = match header {
+        ForwardingHeader::XForwardedFor => xff_hops(headers),
+        ForwardingHeader::Forwarded => forwarded_hops(headers).unwrap_or_default(),
+    };
     let mut candidate = peer;
     for hop in hops.iter().rev() {
         if !trusted(&candidate, trusted_proxies) {
             break;
         }
         match parse_node(hop) {
-            Some(ip) => candidate = ip,
+            Some(ip) => candidate = ip.to_canonical(),
             None => break,
         }
     }
@@ -241,6 +261,8 @@ mod tests {
         m
     }
 
+    const X: ForwardingHeader = ForwardingHeader::XForwardedFor;
+
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
     }
@@ -248,7 +270,7 @@ mod tests {
     #[test]
     fn untrusted_peers_are_the_client() {
         let headers = h(&[("x-forwarded-for", "1.1.1.1")]);
-        assert_eq!(client_ip(ip("9.9.9.9"), &headers, &[]), ip("9.9.9.9"));
+        assert_eq!(client_ip(ip("9.9.9.9"), &headers, &[], X), ip("9.9.9.9"));
     }
 
     #[test]
@@ -257,7 +279,7 @@ mod tests {
         // client 203.0.113.5 → proxy 10.0.0.2 → proxy 10.0.0.1 (peer)
         let headers = h(&[("x-forwarded-for", "6.6.6.6, 203.0.113.5, 10.0.0.2")]);
         assert_eq!(
-            client_ip(ip("10.0.0.1"), &headers, &trusted),
+            client_ip(ip("10.0.0.1"), &headers, &trusted, X),
             ip("203.0.113.5")
         );
         // Several header lines count as one list.
@@ -266,24 +288,24 @@ mod tests {
             ("x-forwarded-for", "10.0.0.2"),
         ]);
         assert_eq!(
-            client_ip(ip("10.0.0.1"), &headers, &trusted),
+            client_ip(ip("10.0.0.1"), &headers, &trusted, X),
             ip("203.0.113.5")
         );
         // Garbage stops the walk at the last believable hop.
         let headers = h(&[("x-forwarded-for", "203.0.113.5, bogus, 10.0.0.2")]);
         assert_eq!(
-            client_ip(ip("10.0.0.1"), &headers, &trusted),
+            client_ip(ip("10.0.0.1"), &headers, &trusted, X),
             ip("10.0.0.2")
         );
         // No header: the peer.
         assert_eq!(
-            client_ip(ip("10.0.0.1"), &HeaderMap::new(), &trusted),
+            client_ip(ip("10.0.0.1"), &HeaderMap::new(), &trusted, X),
             ip("10.0.0.1")
         );
     }
 
     #[test]
-    fn forwarded_wins_over_xff() {
+    fn only_the_configured_header_counts() {
         let trusted: Vec<IpNet> = vec!["10.0.0.1/32".parse().unwrap()];
         let headers = h(&[
             (
@@ -292,9 +314,35 @@ mod tests {
             ),
             ("x-forwarded-for", "1.2.3.4"),
         ]);
+        let f = ForwardingHeader::Forwarded;
         assert_eq!(
-            client_ip(ip("10.0.0.1"), &headers, &trusted),
+            client_ip(ip("10.0.0.1"), &headers, &trusted, f),
             ip("2001:db8:cafe::17")
+        );
+        // A client-sent Forwarded header does not override what the proxy appended to XFF.
+        assert_eq!(
+            client_ip(ip("10.0.0.1"), &headers, &trusted, X),
+            ip("1.2.3.4")
+        );
+        // With Forwarded configured but absent, the peer stays the client.
+        let xff_only = h(&[("x-forwarded-for", "1.2.3.4")]);
+        assert_eq!(
+            client_ip(ip("10.0.0.1"), &xff_only, &trusted, f),
+            ip("10.0.0.1")
+        );
+    }
+
+    #[test]
+    fn ipv4_mapped_peers_are_ipv4() {
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let headers = h(&[("x-forwarded-for", "203.0.113.5")]);
+        assert_eq!(
+            client_ip(ip("::ffff:10.0.0.1"), &headers, &trusted, X),
+            ip("203.0.113.5")
+        );
+        assert_eq!(
+            client_ip(ip("::ffff:9.9.9.9"), &headers, &[], X),
+            ip("9.9.9.9")
         );
     }
 

@@ -28,6 +28,42 @@ pub(crate) struct Shared {
     pub(crate) authority: ProxyAuthority,
 }
 
+/// Refuses paths that upstreams may read differently from the way routes match them (so a free
+/// or cheap path cannot reach another): dot segments, empty segments, backslashes, and
+/// percent-encoded unreserved characters, slashes, backslashes or dots.
+pub(crate) fn check_path(path: &str) -> Result<(), &'static str> {
+    if !path.starts_with('/') {
+        return Ok(()); // `*` (OPTIONS) and authority-form targets carry no path to confuse.
+    }
+    if path.contains('\\') {
+        return Err("backslash");
+    }
+    if path[1..]
+        .split('/')
+        .any(|segment| segment == "." || segment == "..")
+    {
+        return Err("dot segment");
+    }
+    if path.contains("//") {
+        return Err("empty segment");
+    }
+    let bytes = path.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = path.get(i + 1..i + 3).ok_or("truncated percent-encoding")?;
+            let b = u8::from_str_radix(hex, 16).map_err(|_| "bad percent-encoding")?;
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'/' | b'\\') {
+                return Err("percent-encoded character that needs no encoding");
+            }
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    Ok(())
+}
+
 /// Whether the request carries anything that looks like an L402 credential (a full parse
 /// happens in the L402 layer; this only decides whether a freebie applies).
 fn has_credential(headers: &http::HeaderMap) -> bool {
@@ -87,7 +123,12 @@ pub(crate) async fn handle(
     let started = Instant::now();
     let table = shared.table.load_full();
     let grpc = is_grpc(req.headers());
-    let ip = client_ip(peer, req.headers(), &table.trusted_proxies);
+    let ip = client_ip(
+        peer,
+        req.headers(),
+        &table.trusted_proxies,
+        table.forwarding_header,
+    );
     if table.blocklist.iter().any(|n| n.contains(&ip)) {
         record("-", "forbidden", started);
         return rejection_response(
@@ -109,6 +150,14 @@ pub(crate) async fn handle(
         })
         .unwrap_or_default();
     let path = req.uri().path().to_owned();
+    if let Err(why) = check_path(&path) {
+        record("-", "bad_request", started);
+        return crate::upstream::local_response(
+            http::StatusCode::BAD_REQUEST,
+            &format!("ambiguous request path: {why}"),
+            grpc,
+        );
+    }
     let Some(route) = table.route(&host, &path).cloned() else {
         record("-", "no_route", started);
         return no_route(grpc);
@@ -136,4 +185,39 @@ pub(crate) async fn handle(
         Either::Left(b) => b,
         Either::Right(f) => f.map_err(|never| match never {}).boxed_unsync(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_path;
+
+    #[test]
+    fn ambiguous_paths_are_refused() {
+        for ok in [
+            "/",
+            "/weather/today",
+            "/a%20b",
+            "/files/%E2%82%AC",
+            "/x/",
+            "*",
+        ] {
+            assert!(check_path(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "/public/../secret",
+            "/public/./x",
+            "/..",
+            "//admin",
+            "/a//b",
+            "/%61dmin",
+            "/public%2F..%2Fsecret",
+            "/%2e%2e/x",
+            "/a\\b",
+            "/%5c",
+            "/%zz",
+            "/%4",
+        ] {
+            assert!(check_path(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -272,31 +272,83 @@ mod reload {
         std::fs::metadata(path).and_then(|m| m.modified()).ok()
     }
 
-    /// Applies a changed configuration: services, limits and trust lists are swapped in at
-    /// once; listener, TLS, store and backend changes need a restart (logged).
+    /// Names the settings that differ between `old` and `new` but only take effect after a
+    /// restart (they are bound into listeners, the store, the backend or the authority).
+    pub(super) fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
+        let mut changed = Vec::new();
+        let mut check = |differs: bool, key: &'static str| {
+            if differs {
+                changed.push(key);
+            }
+        };
+        check(new.listen != old.listen, "listen");
+        check(new.tls != old.tls, "tls");
+        check(new.store != old.store, "store");
+        check(new.lightning != old.lightning, "lightning");
+        check(new.metrics_listen != old.metrics_listen, "metrics.listen");
+        check(new.admin_token != old.admin_token, "metrics.admin_token");
+        check(
+            new.proxy_protocol != old.proxy_protocol,
+            "network.proxy_protocol",
+        );
+        check(
+            new.cleanup_interval != old.cleanup_interval,
+            "cleanup_interval",
+        );
+        let (a, b) = (&old.challenge, &new.challenge);
+        check(a.lsat_line != b.lsat_line, "challenge.lsat_line");
+        check(a.spec_params != b.spec_params, "challenge.spec_params");
+        check(
+            a.invoice_expiry != b.invoice_expiry,
+            "challenge.invoice_expiry",
+        );
+        check(
+            a.strict_caveats != b.strict_caveats,
+            "challenge.strict_caveats",
+        );
+        check(a.location != b.location, "challenge.location");
+        changed
+    }
+
+    /// What the watcher knows about the configuration in force.
+    pub(super) struct Running {
+        /// The configuration the services were last built from.
+        pub(super) config: Config,
+        /// The file's bytes at that time; an unchanged file is not rebuilt.
+        pub(super) bytes: Option<Vec<u8>>,
+    }
+
+    /// Applies a changed configuration: services, prices, limits and trust lists are swapped
+    /// in at once; settings bound at start are reported and keep their running value.
+    /// Unless `force`d (SIGHUP re-reads files the configuration points at), returns
+    /// `Ok(false)` without rebuilding when the file's content has not changed.
     pub(super) fn apply(
         path: &std::path::Path,
-        running: &Config,
+        running: &mut Running,
         shared: &Shared,
-    ) -> Result<(), String> {
+        force: bool,
+    ) -> Result<bool, String> {
+        let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        if !force && running.bytes.as_deref() == Some(bytes.as_slice()) {
+            return Ok(false);
+        }
         let (config, _, warnings) = Config::load(path).map_err(|e| e.to_string())?;
         for w in warnings {
             tracing::warn!("{w}");
         }
         let table = RouteTable::build(&config, &shared.authority)?;
-        if config.listen != running.listen
-            || config.tls != running.tls
-            || config.store != running.store
-            || config.lightning != running.lightning
-            || config.metrics_listen != running.metrics_listen
-        {
+        let pending = restart_only_changes(&running.config, &config);
+        if !pending.is_empty() {
             tracing::warn!(
-                "listener, TLS, store or Lightning settings changed: they apply after a restart"
+                settings = %pending.join(", "),
+                "changed settings keep their running value until the proxy restarts"
             );
         }
         shared.table.store(Arc::new(table));
         tracing::info!(services = config.services.len(), "configuration reloaded");
-        Ok(())
+        running.config = config;
+        running.bytes = Some(bytes);
+        Ok(true)
     }
 
     pub(super) async fn watch(
@@ -308,6 +360,10 @@ mod reload {
         #[cfg(unix)]
         let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
         let mut last = mtime(&path);
+        let mut running = Running {
+            bytes: std::fs::read(&path).ok(),
+            config: running,
+        };
         let mut tick = tokio::time::interval(Duration::from_millis(500));
         loop {
             #[cfg(unix)]
@@ -331,12 +387,44 @@ mod reload {
                 }
                 () = stop.cancelled() => return,
             };
-            match apply(&path, &running, &shared) {
-                Ok(()) => tracing::info!(%reason, "reloaded {}", path.display()),
+            match apply(&path, &mut running, &shared, reason == "SIGHUP") {
+                Ok(true) => tracing::info!(%reason, "reloaded {}", path.display()),
+                Ok(false) => tracing::debug!(%reason, "{} unchanged", path.display()),
                 Err(e) => {
                     tracing::error!(%reason, error = %e, "reload refused; keeping the running configuration")
                 }
             }
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        fn config(extra: &str) -> Config {
+            let text = format!("{extra}\nservices: [{{name: a, upstream: http://127.0.0.1:1}}]\n");
+            let (raw, _, _) = Config::parse(&text, false).unwrap();
+            Config::from_raw(&raw, std::path::Path::new(".")).unwrap()
+        }
+
+        #[test]
+        fn restart_only_settings_are_named() {
+            let base = config("");
+            assert!(restart_only_changes(&base, &config("")).is_empty());
+            let changed = config(
+                "challenge: {location: https://example.com, invoice_expiry: 10m}\ncleanup_interval: 5m",
+            );
+            let names = restart_only_changes(&base, &changed);
+            for key in [
+                "challenge.location",
+                "challenge.invoice_expiry",
+                "cleanup_interval",
+            ] {
+                assert!(names.contains(&key), "{key} missing from {names:?}");
+            }
+            let token = config("metrics: {listen: 127.0.0.1:0, admin_token: 0123456789abcdef0123}");
+            let names = restart_only_changes(&base, &token);
+            assert!(names.contains(&"metrics.admin_token") && names.contains(&"metrics.listen"));
         }
     }
 }

@@ -185,9 +185,12 @@ pub(crate) struct Freebies {
     allowance: u32,
     window: Duration,
     counts: Mutex<HashMap<IpNet, (u32, Instant)>>,
+    max_nets: usize,
 }
 
-/// The most client networks tracked; past it, the oldest windows are forgotten.
+/// The most client networks tracked at once. When the table is full, networks
+/// whose window has ended are dropped; if every entry is still live, a new
+/// network gets no freebie (it must pay) rather than growing the table.
 const MAX_FREEBIE_NETS: usize = 100_000;
 
 impl Freebies {
@@ -196,6 +199,7 @@ impl Freebies {
             allowance,
             window,
             counts: Mutex::new(HashMap::new()),
+            max_nets: MAX_FREEBIE_NETS,
         }
     }
 
@@ -203,9 +207,12 @@ impl Freebies {
     pub(crate) fn take(&self, net: IpNet) -> bool {
         let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
-        if counts.len() >= MAX_FREEBIE_NETS && !counts.contains_key(&net) {
+        if counts.len() >= self.max_nets && !counts.contains_key(&net) {
             let window = self.window;
             counts.retain(|_, (_, start)| now.duration_since(*start) < window);
+            if counts.len() >= self.max_nets {
+                return false;
+            }
         }
         let entry = counts.entry(net).or_insert((0, now));
         if now.duration_since(entry.1) >= self.window {
@@ -254,5 +261,20 @@ mod tests {
         assert!(f.take(b));
         std::thread::sleep(Duration::from_millis(60));
         assert!(f.take(a), "a new window");
+    }
+
+    #[test]
+    fn full_freebie_table_refuses_new_networks_without_growing() {
+        let mut f = Freebies::new(1, Duration::from_millis(50));
+        f.max_nets = 2;
+        let nets: Vec<IpNet> = (0..3)
+            .map(|i| format!("10.0.{i}.0/24").parse().unwrap())
+            .collect();
+        assert!(f.take(nets[0]) && f.take(nets[1]));
+        assert!(!f.take(nets[2]), "table full of live windows");
+        assert_eq!(f.counts.lock().unwrap().len(), 2);
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(f.take(nets[2]), "expired windows make room");
+        assert!(f.counts.lock().unwrap().len() <= 2);
     }
 }

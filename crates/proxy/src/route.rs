@@ -15,7 +15,7 @@ use hyper::body::Incoming;
 use ipnet::IpNet;
 use l402::{SharedIssuer, VerifiedToken};
 use l402_store::Store;
-use l402_tower::{Authority, L402Service, OnInvalid, OnMissing, Policy};
+use l402_tower::{Authority, L402Service, OnInvalid, OnMissing, Policy, PriceBinding};
 use tower::Service;
 
 use crate::client_ip::ClientIp;
@@ -129,8 +129,9 @@ impl Route {
         let mut p = self.base_policy.clone();
         if let Some((_, price)) = c.path_prices.iter().find(|(r, _)| r.is_match(path)) {
             p.price = *price;
-            // A fixed path price overrides the pricer.
+            // A fixed path price overrides the pricer; the token is tied to what it cost.
             p.pricer = None;
+            p.price_binding = PriceBinding::AtLeast;
         }
         if let Some((_, cap)) = c.capability_paths.iter().find(|(r, _)| r.is_match(path)) {
             p.required_capability = Some(cap.as_str().into());
@@ -167,6 +168,7 @@ impl Route {
 pub(crate) struct RouteTable {
     pub(crate) routes: Vec<Arc<Route>>,
     pub(crate) trusted_proxies: Vec<IpNet>,
+    pub(crate) forwarding_header: crate::client_ip::ForwardingHeader,
     pub(crate) blocklist: Vec<IpNet>,
     pub(crate) ipv4_prefix: u8,
     pub(crate) ipv6_prefix: u8,
@@ -198,6 +200,13 @@ impl RouteTable {
             if config.challenge.invalid_is_challenge {
                 policy = policy.on_invalid(OnInvalid::Challenge);
             }
+            // With several prices in one service, a token is tied to what it cost: to its price
+            // (per-path prices) or to its path (a pricer's prices are known only at mint time).
+            if s.pricer.is_some() {
+                policy = policy.price_binding(PriceBinding::Path);
+            } else if !s.path_prices.is_empty() {
+                policy = policy.price_binding(PriceBinding::AtLeast);
+            }
             if let Some(url) = &s.pricer {
                 let pricer = HttpPricer::new(url.clone(), s.name.clone())
                     .map_err(|e| format!("service {}: {e}", s.name))?;
@@ -228,6 +237,7 @@ impl RouteTable {
         Ok(RouteTable {
             routes,
             trusted_proxies: config.trusted_proxies.clone(),
+            forwarding_header: config.forwarding_header,
             blocklist: config.blocklist.clone(),
             ipv4_prefix: config.ipv4_prefix,
             ipv6_prefix: config.ipv6_prefix,

@@ -418,10 +418,10 @@ impl Db {
         &self,
         before: i64,
         limit: u32,
-    ) -> Result<Vec<(KeyId, PaymentHash)>, StoreError> {
-        let rows: Vec<(Vec<u8>, Vec<u8>)> = on_db!(self, |pool, ph| {
+    ) -> Result<Vec<(KeyId, PaymentHash, i64)>, StoreError> {
+        let rows: Vec<(Vec<u8>, Vec<u8>, i64)> = on_db!(self, |pool, ph| {
             sqlx::query_as(ph.sql(
-                "SELECT key_id, payment_hash FROM l402_tokens
+                "SELECT key_id, payment_hash, invoice_expires_at FROM l402_tokens
                  WHERE paid_at IS NULL AND revoked_at IS NULL AND invoice_expires_at < ?
                  ORDER BY invoice_expires_at LIMIT ?",
             ))
@@ -432,7 +432,7 @@ impl Db {
         })
         .map_err(map_err("find expired challenges"))?;
         rows.iter()
-            .map(|(k, h)| Ok((bytes32(k, "key id")?, bytes32(h, "payment hash")?)))
+            .map(|(k, h, e)| Ok((bytes32(k, "key id")?, bytes32(h, "payment hash")?, *e)))
             .collect()
     }
 

@@ -163,7 +163,10 @@ impl Store {
     /// Deletes challenges whose invoice expired more than `grace` before `now` (unix seconds)
     /// without the token ever being seen paid — after checking each with `issuer`: an invoice the
     /// issuer reports settled marks the token paid instead, and one the issuer cannot answer for is
-    /// left for the next run. At most `limit` challenges are examined.
+    /// left for the next run. An invoice the issuer says it never knew is deleted only once it
+    /// expired more than [`NOT_FOUND_GRACE`] ago: a backend swapped for another node (or a
+    /// wrong wallet key) must not make paid tokens disappear at once. At most `limit`
+    /// challenges are examined.
     pub async fn cleanup<I: InvoiceIssuer>(
         &self,
         issuer: &I,
@@ -173,7 +176,7 @@ impl Store {
     ) -> Result<CleanupReport, StoreError> {
         let before = now - grace.as_secs() as i64;
         let mut report = CleanupReport::default();
-        for (key_id, hash) in self.inner.db.unpaid_expired(before, limit).await? {
+        for (key_id, hash, expired_at) in self.inner.db.unpaid_expired(before, limit).await? {
             match issuer.invoice_state(&hash).await {
                 Ok(InvoiceState::Settled) => {
                     if self.inner.db.mark_paid(&key_id, now).await?.is_some() {
@@ -185,7 +188,12 @@ impl Store {
                     report.deleted += self.inner.db.delete_unpaid(&key_id).await?;
                 }
                 Err(e) if e.kind() == l402::ErrorKind::NotFound => {
-                    report.deleted += self.inner.db.delete_unpaid(&key_id).await?;
+                    if expired_at < now - NOT_FOUND_GRACE.as_secs() as i64 {
+                        report.deleted += self.inner.db.delete_unpaid(&key_id).await?;
+                    } else {
+                        tracing::debug!(%hash, "cleanup deferred: issuer does not know the invoice yet");
+                        report.deferred += 1;
+                    }
                 }
                 Err(e) => {
                     tracing::debug!(%hash, error = %e, "cleanup deferred: issuer cannot tell");
@@ -201,6 +209,9 @@ impl Store {
         self.inner.db.payment_hash(key_id).await
     }
 }
+
+/// How long after its invoice expired a challenge the Lightning backend does not know is kept.
+pub const NOT_FOUND_GRACE: Duration = Duration::from_secs(7 * 24 * 3600);
 
 fn now_secs() -> i64 {
     std::time::SystemTime::now()

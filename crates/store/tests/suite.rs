@@ -196,14 +196,23 @@ async fn cleanup_asks_the_issuer_first<B: Backend>() {
         .unwrap();
     tokio::time::sleep(Duration::from_millis(1100)).await;
 
-    // All three records claim their invoice expired a minute ago; one more is unknown to the
-    // issuer and one is still in its validity window.
+    // All three records claim their invoice expired a minute ago; two more are unknown to the
+    // issuer (one expired a minute ago, one eight days ago) and one is still in its validity
+    // window.
     let r_expired = record_for(expired.payment_hash, expired.bolt11, -60);
     let r_paid = record_for(paid_late.payment_hash, paid_late.bolt11, -60);
     let r_open = record_for(open.payment_hash, open.bolt11, -60);
     let r_unknown = record(-60);
+    let r_unknown_old = record(-8 * 24 * 3600);
     let r_fresh = record(3600);
-    for r in [&r_expired, &r_paid, &r_open, &r_unknown, &r_fresh] {
+    for r in [
+        &r_expired,
+        &r_paid,
+        &r_open,
+        &r_unknown,
+        &r_unknown_old,
+        &r_fresh,
+    ] {
         store.insert(r.clone()).await.unwrap();
     }
 
@@ -220,7 +229,7 @@ async fn cleanup_asks_the_issuer_first<B: Backend>() {
         .await
         .unwrap();
     assert_eq!(report.deleted, 0);
-    assert_eq!(report.deferred, 4);
+    assert_eq!(report.deferred, 5);
 
     let report = store
         .cleanup(&shop, now(), Duration::from_secs(30), 100)
@@ -228,9 +237,13 @@ async fn cleanup_asks_the_issuer_first<B: Backend>() {
         .unwrap();
     assert_eq!(report.deleted, 2, "{report:?}");
     assert_eq!(report.found_paid, 1, "{report:?}");
-    assert_eq!(report.deferred, 1, "{report:?}");
+    assert_eq!(report.deferred, 2, "{report:?}");
     assert_eq!(store.root_key(&r_expired.key_id).await.unwrap(), None);
-    assert_eq!(store.root_key(&r_unknown.key_id).await.unwrap(), None);
+    assert_eq!(store.root_key(&r_unknown_old.key_id).await.unwrap(), None);
+    assert!(
+        store.root_key(&r_unknown.key_id).await.unwrap().is_some(),
+        "an invoice the issuer does not know is kept for a week after it expired"
+    );
     assert!(
         store.root_key(&r_paid.key_id).await.unwrap().is_some(),
         "a paid token keeps working"

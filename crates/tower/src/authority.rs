@@ -154,6 +154,13 @@ where
         for s in policy.all_satisfiers() {
             verifier = verifier.satisfier(s);
         }
+        // Every configured constraint and the price binding must be on the token.
+        for (c, _) in policy.constraints.iter() {
+            verifier = verifier.require(c.clone());
+        }
+        for (condition, s) in policy.bindings(request.uri.path()) {
+            verifier = verifier.satisfier(s).require(condition);
+        }
         let pending = match verifier.preflight(credential) {
             Ok(p) => p,
             Err(e) => return Err(self.refuse(request, policy, e.to_string()).await),
@@ -186,9 +193,12 @@ where
         if let Some(hit) = self.inner.cache.get(key_id) {
             return Ok(Some(hit));
         }
+        let generation = self.inner.cache.generation();
         match self.inner.store.root_key(key_id).await {
             Ok(Some(k)) => {
-                self.inner.cache.insert(*key_id, k.clone(), false);
+                self.inner
+                    .cache
+                    .insert(*key_id, k.clone(), false, generation);
                 Ok(Some((k, false)))
             }
             Ok(None) => Ok(None),
@@ -273,10 +283,12 @@ where
             guard.check(request)?;
         }
         let now = now_secs();
-        let caveats = policy.caveats(now).map_err(|e| {
-            tracing::error!(error = %e, service = %policy.service, "cannot build caveats");
-            unavailable("the service's token terms are invalid")
-        })?;
+        let caveats = policy
+            .caveats(now, price, request.uri.path())
+            .map_err(|e| {
+                tracing::error!(error = %e, service = %policy.service, "cannot build caveats");
+                unavailable("the service's token terms are invalid")
+            })?;
         let invoice = self
             .inner
             .issuer

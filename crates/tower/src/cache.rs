@@ -22,6 +22,9 @@ struct Entry {
 /// Cache of root keys by key id.
 pub(crate) struct RootKeyCache {
     shards: Vec<RwLock<HashMap<KeyId, Entry>>>,
+    /// Bumped by every removal, so a lookup that read the store before a revocation cannot put
+    /// the revoked key back afterwards.
+    generation: std::sync::atomic::AtomicU64,
     ttl: Duration,
     per_shard: usize,
 }
@@ -35,6 +38,7 @@ impl RootKeyCache {
     pub(crate) fn new(capacity: usize, ttl: Duration) -> Self {
         RootKeyCache {
             shards: (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect(),
+            generation: std::sync::atomic::AtomicU64::new(0),
             ttl,
             per_shard: (capacity / SHARDS).max(1),
         }
@@ -52,10 +56,26 @@ impl RootKeyCache {
         Some((e.root_key.clone(), e.paid_recorded))
     }
 
-    pub(crate) fn insert(&self, key: KeyId, root_key: RootKey, paid_recorded: bool) {
+    /// The current generation; pass it to [`insert`](Self::insert) after reading the store.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Caches a key read from the store while the cache was at `generation`; skipped if any
+    /// removal happened since (the key may have been revoked meanwhile).
+    pub(crate) fn insert(
+        &self,
+        key: KeyId,
+        root_key: RootKey,
+        paid_recorded: bool,
+        generation: u64,
+    ) {
         let mut shard = self.shards[shard_of(&key)]
             .write()
             .unwrap_or_else(|p| p.into_inner());
+        if self.generation() != generation {
+            return;
+        }
         if shard.len() >= self.per_shard && !shard.contains_key(&key) {
             let ttl = self.ttl;
             shard.retain(|_, e| e.inserted.elapsed() <= ttl);
@@ -86,13 +106,17 @@ impl RootKeyCache {
     }
 
     pub(crate) fn remove(&self, key: &KeyId) {
-        self.shards[shard_of(key)]
+        let mut shard = self.shards[shard_of(key)]
             .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(key);
+            .unwrap_or_else(|p| p.into_inner());
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        shard.remove(key);
     }
 
     pub(crate) fn clear(&self) {
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         for s in &self.shards {
             s.write().unwrap_or_else(|p| p.into_inner()).clear();
         }
@@ -120,22 +144,32 @@ mod tests {
         let c = RootKeyCache::new(1000, Duration::from_secs(60));
         let k = key(1, 1);
         assert!(c.get(&k).is_none());
-        c.insert(k, RootKey::from_bytes([5; 32]), false);
+        c.insert(k, RootKey::from_bytes([5; 32]), false, c.generation());
         assert_eq!(c.get(&k), Some((RootKey::from_bytes([5; 32]), false)));
         c.set_paid_recorded(&k);
         assert!(c.get(&k).unwrap().1);
         c.remove(&k);
         assert!(c.get(&k).is_none());
-        c.insert(k, RootKey::from_bytes([5; 32]), false);
+        c.insert(k, RootKey::from_bytes([5; 32]), false, c.generation());
         c.clear();
         assert!(c.get(&k).is_none());
+    }
+
+    #[test]
+    fn a_removal_during_a_store_read_wins() {
+        let c = RootKeyCache::new(1000, Duration::from_secs(60));
+        let k = key(3, 3);
+        let before_read = c.generation();
+        c.remove(&k); // a revocation lands while the store read is in flight
+        c.insert(k, RootKey::from_bytes([5; 32]), false, before_read);
+        assert!(c.get(&k).is_none(), "the revoked key is not put back");
     }
 
     #[test]
     fn entries_expire() {
         let c = RootKeyCache::new(1000, Duration::from_millis(0));
         let k = key(2, 2);
-        c.insert(k, RootKey::from_bytes([5; 32]), false);
+        c.insert(k, RootKey::from_bytes([5; 32]), false, c.generation());
         std::thread::sleep(Duration::from_millis(2));
         assert!(c.get(&k).is_none());
     }
@@ -144,7 +178,12 @@ mod tests {
     fn capacity_is_bounded() {
         let c = RootKeyCache::new(SHARDS * 8, Duration::from_secs(60));
         for j in 0..100 {
-            c.insert(key(0, j), RootKey::from_bytes([1; 32]), false);
+            c.insert(
+                key(0, j),
+                RootKey::from_bytes([1; 32]),
+                false,
+                c.generation(),
+            );
         }
         assert!(
             c.len() <= 8,

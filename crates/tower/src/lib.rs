@@ -48,6 +48,9 @@ mod service;
 
 pub use authority::{Authority, AuthorityOptions, Grant};
 pub use layer::L402Layer;
-pub use policy::{BoxFuture, MintGuard, OnInvalid, OnMissing, Policy, Pricer};
+pub use policy::{
+    BoxFuture, MintGuard, OnInvalid, OnMissing, Policy, PriceBinding, Pricer, path_condition,
+    price_condition,
+};
 pub use rejection::{Rejection, is_grpc};
 pub use service::{L402Service, ResponseBody};

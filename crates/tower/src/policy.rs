@@ -52,6 +52,30 @@ pub enum OnInvalid {
     Challenge,
 }
 
+/// How a token is tied to what was paid for it, when prices differ within one service.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PriceBinding {
+    /// Not tied: any token of the service opens every path (one price per service).
+    #[default]
+    None,
+    /// The price paid is minted (`<service>_price_msat=N`) and a request passes only if it
+    /// costs at most that (per-path prices).
+    AtLeast,
+    /// The path is minted (`<service>_path=/x`) and the token opens that path only (prices
+    /// from a pricer, which are only known at mint time).
+    Path,
+}
+
+/// The condition of the price binding caveat of `service`.
+pub fn price_condition(service: &str) -> String {
+    format!("{service}_price_msat")
+}
+
+/// The condition of the path binding caveat of `service`.
+pub fn path_condition(service: &str) -> String {
+    format!("{service}_path")
+}
+
 /// The terms of a request.
 #[derive(Clone)]
 pub struct Policy {
@@ -80,6 +104,8 @@ pub struct Policy {
     pub pricer: Option<Arc<dyn Pricer>>,
     /// Consulted before every mint.
     pub mint_guard: Option<Arc<dyn MintGuard>>,
+    /// How tokens are tied to their price.
+    pub price_binding: PriceBinding,
 }
 
 impl Policy {
@@ -98,7 +124,15 @@ impl Policy {
             satisfiers: Arc::new([]),
             pricer: None,
             mint_guard: None,
+            price_binding: PriceBinding::None,
         }
+    }
+
+    /// Ties tokens to their price.
+    #[must_use]
+    pub fn price_binding(mut self, binding: PriceBinding) -> Self {
+        self.price_binding = binding;
+        self
     }
 
     /// Whether every request passes without a credential (a fixed price of zero).
@@ -169,8 +203,9 @@ impl Policy {
         self
     }
 
-    /// The caveats minted into a token issued at `now` (unix seconds), in Aperture's order.
-    pub fn caveats(&self, now: i64) -> Result<Vec<Caveat>, l402::Error> {
+    /// The caveats minted into a token issued at `now` (unix seconds) for `price` on `path`, in
+    /// Aperture's order, then the price binding.
+    pub fn caveats(&self, now: i64, price: Msat, path: &str) -> Result<Vec<Caveat>, l402::Error> {
         let mut spec = l402::TokenSpec::new(self.service.to_string(), self.tier);
         if let Some(caps) = &self.capabilities {
             spec = spec.capabilities(caps.iter().cloned());
@@ -181,7 +216,46 @@ impl Policy {
         if let Some(l) = self.token_lifetime {
             spec = spec.valid_until(now.saturating_add(l.as_secs() as i64));
         }
-        spec.caveats()
+        let mut caveats = spec.caveats()?;
+        match self.price_binding {
+            PriceBinding::None => {}
+            PriceBinding::AtLeast => caveats.push(Caveat::new(
+                price_condition(&self.service),
+                price.to_string(),
+            )?),
+            PriceBinding::Path => caveats.push(Caveat::new(path_condition(&self.service), path)?),
+        }
+        Ok(caveats)
+    }
+
+    /// The conditions verification requires (constraints and the price binding), with the
+    /// satisfiers that check them, for a request on `path`.
+    pub(crate) fn bindings(&self, path: &str) -> Vec<(String, Arc<dyn Satisfier>)> {
+        let mut out: Vec<(String, Arc<dyn Satisfier>)> = Vec::new();
+        match self.price_binding {
+            PriceBinding::None => {}
+            PriceBinding::AtLeast => {
+                let condition = price_condition(&self.service);
+                out.push((
+                    condition.clone(),
+                    Arc::new(PaidAtLeast {
+                        condition,
+                        required: self.price,
+                    }),
+                ));
+            }
+            PriceBinding::Path => {
+                let condition = path_condition(&self.service);
+                out.push((
+                    condition.clone(),
+                    Arc::new(Constraint {
+                        condition,
+                        value: path.to_owned(),
+                    }),
+                ));
+            }
+        }
+        out
     }
 
     /// The satisfiers verification uses: the custom ones, plus one per constraint.
@@ -216,6 +290,55 @@ impl std::fmt::Debug for Policy {
             .field("pricer", &self.pricer.is_some())
             .field("mint_guard", &self.mint_guard.is_some())
             .finish()
+    }
+}
+
+/// Enforces a price binding: the token was bought for at least what this request costs, and
+/// appended copies may only lower it.
+struct PaidAtLeast {
+    condition: String,
+    required: Msat,
+}
+
+impl PaidAtLeast {
+    fn parse(&self, v: &str) -> Result<Msat, CaveatError> {
+        v.parse::<Msat>().map_err(|_| CaveatError::Malformed {
+            caveat: format!("{}={v}", self.condition),
+            reason: "expected a millisatoshi amount".into(),
+        })
+    }
+}
+
+impl Satisfier for PaidAtLeast {
+    fn condition(&self) -> &str {
+        &self.condition
+    }
+
+    fn satisfy_previous(&self, previous: &str, current: &str) -> Result<(), CaveatError> {
+        if self.parse(current)? <= self.parse(previous)? {
+            Ok(())
+        } else {
+            Err(CaveatError::NotNarrowing {
+                condition: self.condition.clone(),
+                previous: previous.into(),
+                current: current.into(),
+            })
+        }
+    }
+
+    fn satisfy_final(&self, value: &str) -> Result<(), CaveatError> {
+        let paid = self.parse(value)?;
+        if paid >= self.required {
+            Ok(())
+        } else {
+            Err(CaveatError::Refused {
+                condition: self.condition.clone(),
+                reason: format!(
+                    "the token was bought for {paid} msat; this resource costs {} msat",
+                    self.required
+                ),
+            })
+        }
     }
 }
 

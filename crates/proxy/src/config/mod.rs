@@ -107,6 +107,8 @@ pub struct Config {
     pub challenge: ChallengeConfig,
     /// Proxies whose forwarding headers are believed.
     pub trusted_proxies: Vec<IpNet>,
+    /// The header those proxies write the client address into.
+    pub forwarding_header: crate::client_ip::ForwardingHeader,
     /// Read a PROXY protocol v2 header first on every connection.
     pub proxy_protocol: bool,
     /// Refused client networks.
@@ -332,6 +334,12 @@ impl Config {
             .as_deref()
             .map(|v| resolve_value("metrics.admin_token", v, base).map(Secret))
             .transpose()?;
+        if admin_token.as_ref().is_some_and(|t| t.0.len() < 16) {
+            return Err(ConfigError::new(
+                "metrics.admin_token",
+                "the admin token must be at least 16 characters (an empty one would open the admin API)",
+            ));
+        }
         if admin_token.is_some() && metrics_listen.is_none() {
             return Err(ConfigError::new(
                 "metrics.admin_token",
@@ -365,6 +373,21 @@ impl Config {
         }
         let net = raw.network.clone().unwrap_or_default();
         let trusted_proxies = nets("network.trusted_proxies", &net.trusted_proxies)?;
+        let forwarding_header = match net
+            .forwarding_header
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            None | Some("x-forwarded-for") => crate::client_ip::ForwardingHeader::XForwardedFor,
+            Some("forwarded") => crate::client_ip::ForwardingHeader::Forwarded,
+            Some(other) => {
+                return Err(ConfigError::new(
+                    "network.forwarding_header",
+                    format!("{other:?} is neither x-forwarded-for nor forwarded"),
+                ));
+            }
+        };
         let blocklist = nets("network.blocklist", &net.blocklist)?;
         let limits = raw.limits.clone().unwrap_or_default();
         let challenges_per_ip = limits
@@ -412,6 +435,7 @@ impl Config {
             store: Secret(store_url(raw.store.as_deref(), base)),
             challenge,
             trusted_proxies,
+            forwarding_header,
             proxy_protocol: net.proxy_protocol.unwrap_or(false),
             blocklist,
             challenges_per_ip,

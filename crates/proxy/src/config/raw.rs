@@ -102,6 +102,9 @@ pub struct RawNetwork {
     /// Addresses or CIDRs of proxies whose `X-Forwarded-For` / `Forwarded` headers are believed.
     #[serde(default)]
     pub trusted_proxies: Vec<String>,
+    /// The header trusted proxies write the client address into: `x-forwarded-for` (default) or
+    /// `forwarded`.
+    pub forwarding_header: Option<String>,
     /// Expect a PROXY protocol v2 header on every connection (from a load balancer).
     pub proxy_protocol: Option<bool>,
     /// Client addresses or CIDRs refused with 403.

@@ -34,7 +34,7 @@ fn full_config_in_yaml_and_toml() {
     let yaml = r#"
 listen: 0.0.0.0:8443
 tls: { self_signed_dir: tls, hosts: [api.example.com] }
-metrics: { listen: 127.0.0.1:9090, admin_token: "s3cret" }
+metrics: { listen: 127.0.0.1:9090, admin_token: "s3cret-s3cret-s3cret" }
 lightning: "lnbits://key@127.0.0.1:5000"
 store: postgres://l402@db/l402
 challenge: { lsat_line: false, spec_params: true, invalid_credential: challenge, invoice_expiry: 10m }
@@ -66,7 +66,10 @@ services:
     assert!(
         matches!(c.tls, Some(TlsConfig::SelfSigned { ref dir, .. }) if dir == Path::new("/etc/l402/tls"))
     );
-    assert_eq!(c.admin_token.as_ref().unwrap().expose(), "s3cret");
+    assert_eq!(
+        c.admin_token.as_ref().unwrap().expose(),
+        "s3cret-s3cret-s3cret"
+    );
     assert!(c.challenge.invalid_is_challenge && c.challenge.spec_params && !c.challenge.lsat_line);
     assert_eq!(c.challenge.invoice_expiry, Duration::from_secs(600));
     assert_eq!(c.trusted_proxies.len(), 2);
@@ -90,6 +93,8 @@ services:
     assert_eq!(s.rate_limits.len(), 2);
     assert!(format!("{c:?}").contains("<redacted>"));
     assert!(!format!("{c:?}").contains("s3cret"));
+    let short = parse("metrics: {listen: 127.0.0.1:1, admin_token: \"\"}\nservices: [{name: a, upstream: http://x}]").unwrap_err();
+    assert_eq!(short.key, "metrics.admin_token");
 
     let toml = r#"
 listen = "127.0.0.1:9000"
@@ -168,7 +173,7 @@ fn errors_name_the_key() {
             "banana",
         ),
         (
-            "metrics: {admin_token: x}\nservices: [{name: a, upstream: http://x}]",
+            "metrics: {admin_token: xxxxxxxxxxxxxxxxxxxx}\nservices: [{name: a, upstream: http://x}]",
             "metrics.admin_token",
             "metrics.listen",
         ),
