@@ -37,7 +37,7 @@ use crate::{
 /// ```
 #[derive(Clone, Default)]
 pub struct Verifier {
-    service: Option<String>,
+    service: Option<Arc<str>>,
     strict: bool,
     satisfiers: Vec<Arc<dyn Satisfier>>,
     required: Vec<String>,
@@ -109,7 +109,7 @@ impl Verifier {
     /// The service requests are for: the `services` caveat must list it, and its
     /// `_capabilities` and `_valid_until` caveats are enforced.
     #[must_use]
-    pub fn service(mut self, name: impl Into<String>) -> Self {
+    pub fn service(mut self, name: impl Into<Arc<str>>) -> Self {
         self.service = Some(name.into());
         self
     }
@@ -189,12 +189,16 @@ impl Verifier {
     ) -> Result<VerifiedToken, Error> {
         let conditions = macaroon
             .verify_signature(root_key.as_bytes())
-            .map_err(|e| match e {
-                l402_macaroon::Error::ThirdPartyCaveat { caveat } => {
-                    Error::ThirdPartyCaveat { caveat }
-                }
-                _ => Error::BadSignature,
-            })?;
+            .map_err(signature_error)?;
+        self.finish_conditions(&conditions, identifier, context)
+    }
+
+    fn finish_conditions(
+        &self,
+        conditions: &[&[u8]],
+        identifier: Identifier,
+        context: &Context<'_>,
+    ) -> Result<VerifiedToken, Error> {
         let mut token = VerifiedToken {
             identifier,
             services: None,
@@ -202,7 +206,7 @@ impl Verifier {
             capabilities: None,
             valid_until: None,
         };
-        self.check_caveats(&conditions, identifier.payment_hash(), context, &mut token)?;
+        self.check_caveats(conditions, identifier.payment_hash(), context, &mut token)?;
         Ok(token)
     }
 
@@ -349,6 +353,106 @@ impl Preflight<'_> {
             root_key,
             context,
         )
+    }
+}
+
+impl<'c> Preflight<'c> {
+    /// [`finish`](Self::finish) with a memo of a macaroon that verified before: when `memo`
+    /// remembers this very macaroon (identifier, caveats and signature) under this `root_key`,
+    /// the signature chain is not computed again, only the caveats are checked (they may depend
+    /// on time and on the request). Otherwise the chain is checked, and a memo of this macaroon
+    /// is returned for the caller to keep next to the root key.
+    pub fn finish_with_memo(
+        self,
+        verifier: &Verifier,
+        root_key: &RootKey,
+        context: &Context<'_>,
+        memo: Option<&SignatureMemo>,
+    ) -> Result<(VerifiedToken, Option<SignatureMemo>), Error> {
+        let macaroon = self.credential.macaroon();
+        if memo.is_some_and(|m| m.remembers(root_key, macaroon)) {
+            let conditions: Vec<&[u8]> = macaroon.caveats().iter().map(|c| c.id()).collect();
+            return verifier
+                .finish_conditions(&conditions, self.identifier, context)
+                .map(|t| (t, None));
+        }
+        let conditions = macaroon
+            .verify_signature(root_key.as_bytes())
+            .map_err(signature_error)?;
+        let memo = SignatureMemo::new(root_key, macaroon);
+        verifier
+            .finish_conditions(&conditions, self.identifier, context)
+            .map(|t| (t, Some(memo)))
+    }
+}
+
+fn signature_error(e: l402_macaroon::Error) -> Error {
+    match e {
+        l402_macaroon::Error::ThirdPartyCaveat { caveat } => Error::ThirdPartyCaveat { caveat },
+        _ => Error::BadSignature,
+    }
+}
+
+/// A macaroon whose signature chain verified under a root key, remembered so that the same
+/// macaroon presented again is checked with a comparison instead of the HMAC chain.
+///
+/// Made only by [`Preflight::finish_with_memo`] after the chain verified, and only for
+/// macaroons with first-party caveats alone. It holds the root key and the signature (both
+/// secret, wiped on drop); the signature and key are compared in constant time.
+#[derive(Clone)]
+pub struct SignatureMemo {
+    root_key: RootKey,
+    signature: zeroize::Zeroizing<[u8; 32]>,
+    /// The identifier, then each caveat id, each preceded by its length (u32, big endian).
+    signed: Box<[u8]>,
+}
+
+impl SignatureMemo {
+    fn new(root_key: &RootKey, macaroon: &l402_macaroon::Macaroon) -> Self {
+        let parts =
+            std::iter::once(macaroon.identifier()).chain(macaroon.caveats().iter().map(|c| c.id()));
+        let mut signed = Vec::new();
+        for part in parts {
+            signed.extend_from_slice(&(part.len() as u32).to_be_bytes());
+            signed.extend_from_slice(part);
+        }
+        SignatureMemo {
+            root_key: root_key.clone(),
+            signature: zeroize::Zeroizing::new(*macaroon.signature()),
+            signed: signed.into_boxed_slice(),
+        }
+    }
+
+    /// Whether `macaroon` is the one remembered, under `root_key`.
+    fn remembers(&self, root_key: &RootKey, macaroon: &l402_macaroon::Macaroon) -> bool {
+        use subtle::ConstantTimeEq;
+        if macaroon.caveats().iter().any(|c| !c.is_first_party()) {
+            return false;
+        }
+        let mut rest = &self.signed[..];
+        let parts =
+            std::iter::once(macaroon.identifier()).chain(macaroon.caveats().iter().map(|c| c.id()));
+        for part in parts {
+            let Some((len, tail)) = rest.split_first_chunk::<4>() else {
+                return false;
+            };
+            let len = u32::from_be_bytes(*len) as usize;
+            if len != part.len() || tail.len() < len || &tail[..len] != part {
+                return false;
+            }
+            rest = &tail[len..];
+        }
+        rest.is_empty()
+            && bool::from(
+                macaroon.signature().ct_eq(&*self.signature)
+                    & root_key.as_bytes().ct_eq(self.root_key.as_bytes()),
+            )
+    }
+}
+
+impl std::fmt::Debug for SignatureMemo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignatureMemo").finish_non_exhaustive()
     }
 }
 

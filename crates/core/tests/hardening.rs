@@ -66,3 +66,99 @@ fn debug_never_prints_a_usable_credential() {
     }
     assert!(format!("{:?}", hex.macaroon()).contains("preimage=<redacted>"));
 }
+
+/// A macaroon remembered after one verification is trusted again only when it is the very same
+/// macaroon under the very same key; everything else gets the full signature chain.
+#[test]
+fn a_signature_memo_only_vouches_for_the_macaroon_it_remembers() {
+    use l402::macaroon::{Caveat, Macaroon};
+
+    let (cred, key) = token(&["services=api:0", "api_valid_until=1000"]);
+    let v = Verifier::new().service("api");
+    let at = Context::at(10);
+    let (token, memo) = v
+        .preflight(&cred)
+        .unwrap()
+        .finish_with_memo(&v, &key, &at, None)
+        .unwrap();
+    let memo = memo.expect("a first verification yields a memo");
+
+    // The same macaroon again: accepted through the memo (no new memo), same token.
+    let (again, none) = v
+        .preflight(&cred)
+        .unwrap()
+        .finish_with_memo(&v, &key, &at, Some(&memo))
+        .unwrap();
+    assert!(none.is_none(), "the memo was used");
+    assert_eq!(again, token);
+
+    // Caveats are still checked on the memo path.
+    assert!(matches!(
+        v.preflight(&cred)
+            .unwrap()
+            .finish_with_memo(&v, &key, &Context::at(1000), Some(&memo)),
+        Err(Error::Caveat(_))
+    ));
+
+    // Other caveats carrying the remembered signature: the chain is computed, and fails.
+    let m = cred.macaroon();
+    let forged_caveats = vec![
+        Caveat::first_party("services=api:0"),
+        Caveat::first_party("api_valid_until=9999999999"),
+    ];
+    let forged = Credential::new(
+        Macaroon::from_raw_parts(
+            m.location(),
+            m.identifier().to_vec(),
+            forged_caveats,
+            *m.signature(),
+        ),
+        cred.preimage().clone(),
+    );
+    assert_eq!(
+        v.preflight(&forged)
+            .unwrap()
+            .finish_with_memo(&v, &key, &at, Some(&memo))
+            .unwrap_err(),
+        Error::BadSignature
+    );
+    // Dropping a caveat, keeping the signature: also refused.
+    let shorter = Credential::new(
+        Macaroon::from_raw_parts(
+            m.location(),
+            m.identifier().to_vec(),
+            m.caveats()[..1].to_vec(),
+            *m.signature(),
+        ),
+        cred.preimage().clone(),
+    );
+    assert_eq!(
+        v.preflight(&shorter)
+            .unwrap()
+            .finish_with_memo(&v, &key, &at, Some(&memo))
+            .unwrap_err(),
+        Error::BadSignature
+    );
+
+    // Under another root key the memo does not apply.
+    let other = RootKey::generate();
+    assert_eq!(
+        v.preflight(&cred)
+            .unwrap()
+            .finish_with_memo(&v, &other, &at, Some(&memo))
+            .unwrap_err(),
+        Error::BadSignature
+    );
+
+    // A genuinely attenuated macaroon verifies by its chain and yields its own memo.
+    let narrowed = Credential::new(
+        m.with_first_party_caveat("api_valid_until=500"),
+        cred.preimage().clone(),
+    );
+    let (_, fresh) = v
+        .preflight(&narrowed)
+        .unwrap()
+        .finish_with_memo(&v, &key, &at, Some(&memo))
+        .unwrap();
+    assert!(fresh.is_some());
+}

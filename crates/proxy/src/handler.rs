@@ -66,6 +66,8 @@ pub(crate) fn check_path(path: &str) -> Result<(), &'static str> {
 
 /// Whether the request carries anything that looks like an L402 credential (a full parse
 /// happens in the L402 layer; this only decides whether a freebie applies).
+const GRPC_STATUS: http::HeaderName = http::HeaderName::from_static("grpc-status");
+
 fn has_credential(headers: &http::HeaderMap) -> bool {
     let l402_auth = headers
         .get_all(http::header::AUTHORIZATION)
@@ -75,7 +77,11 @@ fn has_credential(headers: &http::HeaderMap) -> bool {
                 p.eq_ignore_ascii_case(b"l402 ") || p.eq_ignore_ascii_case(b"lsat ")
             })
         });
-    l402_auth || l402::HEX_HEADERS.iter().any(|h| headers.contains_key(*h))
+    // Most requests carry few headers: scanning them beats four hashed lookups.
+    l402_auth
+        || headers
+            .keys()
+            .any(|k| l402::HEX_HEADERS.contains(&k.as_str()))
 }
 
 fn rejection_response(r: Rejection, grpc: bool) -> Response<Body> {
@@ -83,32 +89,91 @@ fn rejection_response(r: Rejection, grpc: bool) -> Response<Body> {
         .map(|b| b.map_err(|never| match never {}).boxed_unsync())
 }
 
-fn record(service: &str, outcome: &'static str, started: Instant) {
-    metrics::counter!("l402_requests_total", "service" => service.to_owned(), "outcome" => outcome)
-        .increment(1);
-    metrics::histogram!("l402_request_duration_seconds", "service" => service.to_owned())
-        .record(started.elapsed().as_secs_f64());
+/// What became of a request (the `outcome` label of `l402_requests_total`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    Ok,
+    PaymentRequired,
+    Unauthorized,
+    Forbidden,
+    RateLimited,
+    Unavailable,
+    UpstreamError,
+    BadRequest,
+    NoRoute,
+}
+
+impl Outcome {
+    const ALL: [Outcome; 9] = [
+        Outcome::Ok,
+        Outcome::PaymentRequired,
+        Outcome::Unauthorized,
+        Outcome::Forbidden,
+        Outcome::RateLimited,
+        Outcome::Unavailable,
+        Outcome::UpstreamError,
+        Outcome::BadRequest,
+        Outcome::NoRoute,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::PaymentRequired => "payment_required",
+            Outcome::Unauthorized => "unauthorized",
+            Outcome::Forbidden => "forbidden",
+            Outcome::RateLimited => "rate_limited",
+            Outcome::Unavailable => "unavailable",
+            Outcome::UpstreamError => "upstream_error",
+            Outcome::BadRequest => "bad_request",
+            Outcome::NoRoute => "no_route",
+        }
+    }
+}
+
+/// A service's request metrics, registered once: looking a metric up by its labels on every
+/// request would allocate and hash them each time.
+pub(crate) struct RequestMetrics {
+    requests: [metrics::Counter; Outcome::ALL.len()],
+    duration: metrics::Histogram,
+}
+
+impl RequestMetrics {
+    /// Handles for `service` (`-` for requests that matched no service).
+    pub(crate) fn new(service: &str) -> Self {
+        RequestMetrics {
+            requests: Outcome::ALL.map(|o| {
+                metrics::counter!("l402_requests_total", "service" => service.to_owned(), "outcome" => o.label())
+            }),
+            duration: metrics::histogram!("l402_request_duration_seconds", "service" => service.to_owned()),
+        }
+    }
+
+    fn record(&self, outcome: Outcome, started: Instant) {
+        self.requests[outcome as usize].increment(1);
+        self.duration.record(started.elapsed().as_secs_f64());
+    }
 }
 
 /// The outcome label of a response the L402 layer or the forwarder produced.
-fn outcome(resp: &Response<l402_tower::ResponseBody<Body>>) -> &'static str {
+fn outcome(resp: &Response<l402_tower::ResponseBody<Body>>) -> Outcome {
     let grpc_status = resp
         .headers()
-        .get("grpc-status")
+        .get(GRPC_STATUS)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u16>().ok());
     match resp.body() {
         Either::Right(_) => match (resp.status().as_u16(), grpc_status) {
-            (402, _) | (200, Some(13)) => "payment_required",
-            (401, _) | (200, Some(16)) => "unauthorized",
-            (403, _) | (200, Some(7)) => "forbidden",
-            (429, _) | (200, Some(8)) => "rate_limited",
-            _ => "unavailable",
+            (402, _) | (200, Some(13)) => Outcome::PaymentRequired,
+            (401, _) | (200, Some(16)) => Outcome::Unauthorized,
+            (403, _) | (200, Some(7)) => Outcome::Forbidden,
+            (429, _) | (200, Some(8)) => Outcome::RateLimited,
+            _ => Outcome::Unavailable,
         },
         Either::Left(_) => match resp.status().as_u16() {
-            429 => "rate_limited",
-            502 | 504 => "upstream_error",
-            _ => "ok",
+            429 => Outcome::RateLimited,
+            502 | 504 => Outcome::UpstreamError,
+            _ => Outcome::Ok,
         },
     }
 }
@@ -130,7 +195,7 @@ pub(crate) async fn handle(
         table.forwarding_header,
     );
     if table.blocklist.iter().any(|n| n.contains(&ip)) {
-        record("-", "forbidden", started);
+        table.unrouted_metrics.record(Outcome::Forbidden, started);
         return rejection_response(
             Rejection::Forbidden {
                 reason: "this address is blocked".into(),
@@ -141,34 +206,33 @@ pub(crate) async fn handle(
     let host = req
         .uri()
         .authority()
-        .map(|a| a.as_str().to_owned())
+        .map(|a| a.as_str())
         .or_else(|| {
             req.headers()
                 .get(http::header::HOST)
                 .and_then(|h| h.to_str().ok())
-                .map(str::to_owned)
         })
         .unwrap_or_default();
-    let path = req.uri().path().to_owned();
-    if let Err(why) = check_path(&path) {
-        record("-", "bad_request", started);
+    let path = req.uri().path();
+    if let Err(why) = check_path(path) {
+        table.unrouted_metrics.record(Outcome::BadRequest, started);
         return crate::upstream::local_response(
             http::StatusCode::BAD_REQUEST,
             &format!("ambiguous request path: {why}"),
             grpc,
         );
     }
-    let Some(route) = table.route(&host, &path).cloned() else {
-        record("-", "no_route", started);
+    let Some(route) = table.route(host, path).cloned() else {
+        table.unrouted_metrics.record(Outcome::NoRoute, started);
         return no_route(grpc);
     };
     let service = route.config.name.as_str();
-    if let Err(r) = route.limits.check_ip(&path, ip) {
-        record(service, "rate_limited", started);
+    if let Err(r) = route.limits.check_ip(path, ip) {
+        route.metrics.record(Outcome::RateLimited, started);
         return rejection_response(r, grpc);
     }
     let net = client_net(ip, table.ipv4_prefix, table.ipv6_prefix);
-    let policy = match route.admit(&path, net, !has_credential(req.headers())) {
+    let policy = match route.admit(path, net, !has_credential(req.headers())) {
         Admission::Free => Policy::new(service, Msat::ZERO),
         Admission::L402(p) => p,
     };
@@ -180,7 +244,7 @@ pub(crate) async fn handle(
         Ok(r) => r,
         Err(never) => match never {},
     };
-    record(service, outcome(&resp), started);
+    route.metrics.record(outcome(&resp), started);
     resp.map(|b| match b {
         Either::Left(b) => b,
         Either::Right(f) => f.map_err(|never| match never {}).boxed_unsync(),

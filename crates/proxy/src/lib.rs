@@ -96,6 +96,8 @@ impl Proxy {
             ..AuthorityOptions::default()
         };
         let authority = Authority::new(issuer, store.clone(), options);
+        // The recorder first: the route table registers its metric handles with it.
+        ops::prometheus();
         let table = RouteTable::build(&config, &authority).map_err(StartError)?;
         let tls = config
             .tls
@@ -113,7 +115,6 @@ impl Proxy {
                 })?),
                 None => None,
             };
-        ops::prometheus();
         Ok(Proxy {
             config,
             config_path,

@@ -20,6 +20,7 @@ use tower::Service;
 
 use crate::client_ip::ClientIp;
 use crate::config::{AuthLevel, Config, ServiceConfig};
+use crate::handler::RequestMetrics;
 use crate::limits::{ChallengeLimit, Freebies, ServiceLimits};
 use crate::pricer::HttpPricer;
 use crate::upstream::{Body, ForwardMeta, Upstream, local_response};
@@ -47,7 +48,8 @@ pub(crate) struct Forwarder {
 }
 
 struct Target {
-    name: String,
+    /// The service name, as the `X-L402-Service` value.
+    name: http::HeaderValue,
     upstream: Upstream,
     limits: Arc<ServiceLimits>,
 }
@@ -89,7 +91,7 @@ impl Service<Request<Incoming>> for Forwarder {
                     .map(|b| b.map_err(|never| match never {}).boxed_unsync()));
             }
             let meta = ForwardMeta {
-                service: &target.name,
+                service: target.name.clone(),
                 peer: conn.peer,
                 tls: conn.tls,
                 token: token.as_ref(),
@@ -102,6 +104,7 @@ impl Service<Request<Incoming>> for Forwarder {
 /// One service.
 pub(crate) struct Route {
     pub(crate) config: ServiceConfig,
+    pub(crate) metrics: RequestMetrics,
     base_policy: Policy,
     pub(crate) limits: Arc<ServiceLimits>,
     pub(crate) freebies: Option<Freebies>,
@@ -167,6 +170,8 @@ impl Route {
 /// All routes, in match order, plus what the whole proxy shares.
 pub(crate) struct RouteTable {
     pub(crate) routes: Vec<Arc<Route>>,
+    /// Metrics of requests refused before a service matched.
+    pub(crate) unrouted_metrics: RequestMetrics,
     pub(crate) trusted_proxies: Vec<IpNet>,
     pub(crate) forwarding_header: crate::client_ip::ForwardingHeader,
     pub(crate) blocklist: Vec<IpNet>,
@@ -217,7 +222,8 @@ impl RouteTable {
             }
             let forwarder = Forwarder {
                 target: Arc::new(Target {
-                    name: s.name.clone(),
+                    name: http::HeaderValue::from_str(&s.name)
+                        .map_err(|_| format!("service {:?}: not a valid header value", s.name))?,
                     upstream,
                     limits: limits.clone(),
                 }),
@@ -227,6 +233,7 @@ impl RouteTable {
                 _ => None,
             };
             routes.push(Arc::new(Route {
+                metrics: RequestMetrics::new(&s.name),
                 config: s.clone(),
                 service: L402Service::new(forwarder, authority.clone(), policy.clone()),
                 base_policy: policy,
@@ -236,6 +243,7 @@ impl RouteTable {
         }
         Ok(RouteTable {
             routes,
+            unrouted_metrics: RequestMetrics::new("-"),
             trusted_proxies: config.trusted_proxies.clone(),
             forwarding_header: config.forwarding_header,
             blocklist: config.blocklist.clone(),

@@ -169,16 +169,10 @@ impl Upstream {
         let grpc = l402_tower::is_grpc(req.headers());
         let upgrade = is_upgrade(&req);
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
-        let original_host = req
-            .uri()
-            .authority()
-            .map(|a| a.as_str().to_owned())
-            .or_else(|| {
-                req.headers()
-                    .get(header::HOST)
-                    .and_then(|h| h.to_str().ok())
-                    .map(str::to_owned)
-            });
+        let original_host = match req.uri().authority() {
+            Some(a) => HeaderValue::from_str(a.as_str()).ok(),
+            None => req.headers().get(header::HOST).cloned(),
+        };
         match self.target(req.uri()) {
             Ok(u) => *req.uri_mut() = u,
             Err(e) => {
@@ -194,13 +188,7 @@ impl Upstream {
             // hyper picks HTTP/2 by ALPN for TLS upstreams.
             UpstreamProtocol::Http | UpstreamProtocol::Https => Version::HTTP_11,
         };
-        prepare_request_headers(
-            req.headers_mut(),
-            upgrade,
-            grpc,
-            original_host.as_deref(),
-            meta,
-        );
+        prepare_request_headers(req.headers_mut(), upgrade, grpc, original_host, meta);
         for (k, v) in &self.headers {
             req.headers_mut().insert(k.clone(), v.clone());
         }
@@ -215,16 +203,17 @@ impl Upstream {
                     StatusCode::GATEWAY_TIMEOUT,
                     &format!(
                         "upstream of {} did not answer within {:?}",
-                        meta.service, self.timeout
+                        meta.service_name(),
+                        self.timeout
                     ),
                     grpc,
                 );
             }
             Ok(Err(e)) => {
-                tracing::warn!(service = meta.service, error = %e, source = ?std::error::Error::source(&e), "upstream request failed");
+                tracing::warn!(service = meta.service_name(), error = %e, source = ?std::error::Error::source(&e), "upstream request failed");
                 return local_response(
                     StatusCode::BAD_GATEWAY,
-                    &format!("upstream of {} is unreachable", meta.service),
+                    &format!("upstream of {} is unreachable", meta.service_name()),
                     grpc,
                 );
             }
@@ -234,7 +223,7 @@ impl Upstream {
         if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
             if let Some(client_side) = client_upgrade {
                 let upstream_side = hyper::upgrade::on(&mut resp);
-                let service = meta.service.to_owned();
+                let service = meta.service_name().to_owned();
                 tokio::spawn(async move {
                     match tokio::try_join!(client_side, upstream_side) {
                         Ok((c, u)) => {
@@ -257,12 +246,19 @@ impl Upstream {
 
 /// What the proxy tells the upstream about a request.
 pub(crate) struct ForwardMeta<'a> {
-    pub(crate) service: &'a str,
+    /// The service name (sent as `X-L402-Service`).
+    pub(crate) service: HeaderValue,
     /// The address that connected to us; appended to `X-Forwarded-For` (the upstream decides
     /// which hops it trusts, as we do).
     pub(crate) peer: std::net::IpAddr,
     pub(crate) tls: bool,
     pub(crate) token: Option<&'a VerifiedToken>,
+}
+
+impl ForwardMeta<'_> {
+    fn service_name(&self) -> &str {
+        self.service.to_str().unwrap_or("?")
+    }
 }
 
 fn is_upgrade<B>(req: &Request<B>) -> bool {
@@ -277,32 +273,43 @@ fn is_upgrade<B>(req: &Request<B>) -> bool {
             .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
 }
 
-const HOP_BY_HOP: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
 ];
+
+// Header names as constants: a `&str` name is parsed again on every lookup.
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const X_L402_SERVICE: HeaderName = HeaderName::from_static("x-l402-service");
+const X_L402_TOKEN_ID: HeaderName = HeaderName::from_static("x-l402-token-id");
+const X_L402_TIER: HeaderName = HeaderName::from_static("x-l402-tier");
+const X_L402_CAPABILITIES: HeaderName = HeaderName::from_static("x-l402-capabilities");
 
 /// Removes hop-by-hop headers (and those the `Connection` header names). An upgrade keeps
 /// `Connection: upgrade` and `Upgrade`.
 fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
-        .filter(|n| !(upgrade && n == header::UPGRADE))
-        .collect();
-    for n in named {
-        headers.remove(n);
+    if headers.contains_key(header::CONNECTION) {
+        let named: Vec<HeaderName> = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+            .filter(|n| !(upgrade && n == header::UPGRADE))
+            .collect();
+        for n in named {
+            headers.remove(n);
+        }
     }
-    for h in HOP_BY_HOP {
+    for h in &HOP_BY_HOP {
         headers.remove(h);
     }
     if upgrade {
@@ -318,7 +325,7 @@ fn prepare_request_headers(
     headers: &mut HeaderMap,
     upgrade: bool,
     grpc: bool,
-    original_host: Option<&str>,
+    original_host: Option<HeaderValue>,
     meta: &ForwardMeta<'_>,
 ) {
     strip_hop_by_hop(headers, upgrade);
@@ -326,45 +333,39 @@ fn prepare_request_headers(
         headers.insert(header::TE, HeaderValue::from_static("trailers"));
     }
     headers.remove(header::HOST);
-    let ip = meta.peer.to_string();
-    let xff = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-        Some(prev) => format!("{prev}, {ip}"),
-        None => ip,
+    let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+        Some(prev) => HeaderValue::from_str(&format!("{prev}, {}", meta.peer)),
+        None => HeaderValue::from_str(&meta.peer.to_string()),
     };
-    if let Ok(v) = HeaderValue::from_str(&xff) {
-        headers.insert("x-forwarded-for", v);
+    if let Ok(v) = xff {
+        headers.insert(X_FORWARDED_FOR, v);
     }
     headers.insert(
-        "x-forwarded-proto",
+        X_FORWARDED_PROTO,
         HeaderValue::from_static(if meta.tls { "https" } else { "http" }),
     );
-    if let Some(h) = original_host.and_then(|h| HeaderValue::from_str(h).ok()) {
-        headers.insert("x-forwarded-host", h);
+    if let Some(h) = original_host {
+        headers.insert(X_FORWARDED_HOST, h);
     }
-    for h in [
-        "x-l402-service",
-        "x-l402-token-id",
-        "x-l402-tier",
-        "x-l402-capabilities",
-    ] {
-        headers.remove(h);
-    }
-    if let Ok(v) = HeaderValue::from_str(meta.service) {
-        headers.insert("x-l402-service", v);
-    }
+    headers.remove(&X_L402_TOKEN_ID);
+    headers.remove(&X_L402_TIER);
+    headers.remove(&X_L402_CAPABILITIES);
+    headers.insert(X_L402_SERVICE, meta.service.clone());
     if let Some(t) = meta.token {
+        let mut hex = [0u8; 64];
+        hex::encode_to_slice(t.token_id().as_bytes(), &mut hex).expect("64 hex digits");
         headers.insert(
-            "x-l402-token-id",
-            HeaderValue::from_str(&t.token_id().to_hex()).expect("hex"),
+            X_L402_TOKEN_ID,
+            HeaderValue::from_bytes(&hex).expect("hex is a valid header value"),
         );
         if let Some(tier) = t.tier() {
-            headers.insert("x-l402-tier", HeaderValue::from(u16::from(tier)));
+            headers.insert(X_L402_TIER, HeaderValue::from(u16::from(tier)));
         }
         if let Some(v) = t
             .capabilities()
             .and_then(|caps| HeaderValue::from_str(&caps.join(",")).ok())
         {
-            headers.insert("x-l402-capabilities", v);
+            headers.insert(X_L402_CAPABILITIES, v);
         }
     }
 }
@@ -387,12 +388,18 @@ mod tests {
         h.insert("x-l402-token-id", HeaderValue::from_static("forged"));
         h.insert("host", HeaderValue::from_static("api.example.com"));
         let meta = ForwardMeta {
-            service: "weather",
+            service: HeaderValue::from_static("weather"),
             peer: "203.0.113.9".parse().unwrap(),
             tls: true,
             token: None,
         };
-        prepare_request_headers(&mut h, false, true, Some("api.example.com"), &meta);
+        prepare_request_headers(
+            &mut h,
+            false,
+            true,
+            Some(HeaderValue::from_static("api.example.com")),
+            &meta,
+        );
         assert!(h.get("connection").is_none());
         assert!(h.get("x-secret-hop").is_none());
         assert!(h.get("keep-alive").is_none());

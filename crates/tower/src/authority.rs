@@ -13,7 +13,7 @@ use l402::{
     KeyId, RootKey, RootKeyStore, TokenId, TokenRecord, VerifiedToken, Verifier, mint,
 };
 
-use crate::cache::RootKeyCache;
+use crate::cache::{Cached, RootKeyCache};
 use crate::{OnInvalid, OnMissing, Policy, Rejection};
 
 /// How an [`Authority`] mints and verifies.
@@ -149,7 +149,7 @@ where
         policy: &Policy,
     ) -> Result<VerifiedToken, Rejection> {
         let mut verifier = Verifier::new()
-            .service(policy.service.to_string())
+            .service(policy.service.clone())
             .strict(self.inner.options.strict_caveats);
         for s in policy.all_satisfiers() {
             verifier = verifier.satisfier(s);
@@ -166,21 +166,26 @@ where
             Err(e) => return Err(self.refuse(request, policy, e.to_string()).await),
         };
         let key_id = pending.key_id();
-        let (root_key, paid_recorded) = match self.root_key(&key_id).await? {
-            Some(found) => found,
-            None => {
-                return Err(self
-                    .refuse(request, policy, "unknown or revoked token".to_string())
-                    .await);
-            }
+        let Some(cached) = self.root_key(&key_id).await? else {
+            return Err(self
+                .refuse(request, policy, "unknown or revoked token".to_string())
+                .await);
         };
         let mut context = Context::at(now_secs());
         if let Some(cap) = policy.required_capability.as_deref() {
             context = context.with_capability(cap);
         }
-        match pending.finish(&verifier, &root_key, &context) {
-            Ok(token) => {
-                if !paid_recorded {
+        match pending.finish_with_memo(
+            &verifier,
+            &cached.root_key,
+            &context,
+            cached.memo.as_deref(),
+        ) {
+            Ok((token, memo)) => {
+                if let Some(memo) = memo {
+                    self.inner.cache.set_memo(&key_id, memo);
+                }
+                if !cached.paid_recorded {
                     self.record_paid(key_id, policy.service.clone());
                 }
                 Ok(token)
@@ -189,7 +194,7 @@ where
         }
     }
 
-    async fn root_key(&self, key_id: &KeyId) -> Result<Option<(RootKey, bool)>, Rejection> {
+    async fn root_key(&self, key_id: &KeyId) -> Result<Option<Cached>, Rejection> {
         if let Some(hit) = self.inner.cache.get(key_id) {
             return Ok(Some(hit));
         }
@@ -199,7 +204,11 @@ where
                 self.inner
                     .cache
                     .insert(*key_id, k.clone(), false, generation);
-                Ok(Some((k, false)))
+                Ok(Some(Cached {
+                    root_key: k,
+                    paid_recorded: false,
+                    memo: None,
+                }))
             }
             Ok(None) => Ok(None),
             Err(e) => {

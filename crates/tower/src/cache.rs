@@ -8,7 +8,9 @@ use std::collections::HashMap;
 use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
-use l402::{KeyId, RootKey};
+use std::sync::Arc;
+
+use l402::{KeyId, RootKey, SignatureMemo};
 
 const SHARDS: usize = 16;
 
@@ -17,6 +19,15 @@ struct Entry {
     inserted: Instant,
     /// Whether this process has already recorded the token as paid.
     paid_recorded: bool,
+    /// The macaroon last verified under this key, so its next use skips the HMAC chain.
+    memo: Option<Arc<SignatureMemo>>,
+}
+
+/// What the cache knows about a key id.
+pub(crate) struct Cached {
+    pub(crate) root_key: RootKey,
+    pub(crate) paid_recorded: bool,
+    pub(crate) memo: Option<Arc<SignatureMemo>>,
 }
 
 /// Cache of root keys by key id.
@@ -44,8 +55,9 @@ impl RootKeyCache {
         }
     }
 
-    /// The cached root key, and whether the token was already recorded as paid.
-    pub(crate) fn get(&self, key: &KeyId) -> Option<(RootKey, bool)> {
+    /// The cached root key, whether the token was already recorded as paid, and the memo of
+    /// the macaroon last verified under it.
+    pub(crate) fn get(&self, key: &KeyId) -> Option<Cached> {
         let shard = self.shards[shard_of(key)]
             .read()
             .unwrap_or_else(|p| p.into_inner());
@@ -53,7 +65,21 @@ impl RootKeyCache {
         if e.inserted.elapsed() > self.ttl {
             return None;
         }
-        Some((e.root_key.clone(), e.paid_recorded))
+        Some(Cached {
+            root_key: e.root_key.clone(),
+            paid_recorded: e.paid_recorded,
+            memo: e.memo.clone(),
+        })
+    }
+
+    /// Remembers the macaroon that just verified under `key`'s root key.
+    pub(crate) fn set_memo(&self, key: &KeyId, memo: SignatureMemo) {
+        let mut shard = self.shards[shard_of(key)]
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(e) = shard.get_mut(key) {
+            e.memo = Some(Arc::new(memo));
+        }
     }
 
     /// The current generation; pass it to [`insert`](Self::insert) after reading the store.
@@ -92,6 +118,7 @@ impl RootKeyCache {
                 root_key,
                 inserted: Instant::now(),
                 paid_recorded,
+                memo: None,
             },
         );
     }
@@ -145,9 +172,11 @@ mod tests {
         let k = key(1, 1);
         assert!(c.get(&k).is_none());
         c.insert(k, RootKey::from_bytes([5; 32]), false, c.generation());
-        assert_eq!(c.get(&k), Some((RootKey::from_bytes([5; 32]), false)));
+        let hit = c.get(&k).unwrap();
+        assert_eq!(hit.root_key, RootKey::from_bytes([5; 32]));
+        assert!(!hit.paid_recorded && hit.memo.is_none());
         c.set_paid_recorded(&k);
-        assert!(c.get(&k).unwrap().1);
+        assert!(c.get(&k).unwrap().paid_recorded);
         c.remove(&k);
         assert!(c.get(&k).is_none());
         c.insert(k, RootKey::from_bytes([5; 32]), false, c.generation());
