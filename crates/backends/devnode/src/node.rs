@@ -53,6 +53,9 @@ struct Inner {
     node_id: PublicKey,
     secp: Secp256k1<All>,
     config: DevNodeConfig,
+    /// Wallets known to exist (wallets are never deleted), so that issuing an invoice does
+    /// not write the wallet row again each time.
+    known_wallets: std::sync::RwLock<std::collections::HashSet<String>>,
 }
 
 /// One wallet of a [`DevNode`]: issues invoices into it and pays from it.
@@ -200,6 +203,7 @@ impl DevNode {
                 node_id,
                 secp,
                 config,
+                known_wallets: Default::default(),
             }),
         })
     }
@@ -224,12 +228,25 @@ impl DevNode {
     }
 
     async fn ensure_wallet(&self, name: &str, call: &'static str) -> Result<(), BackendError> {
+        let known = |w: &std::sync::RwLock<std::collections::HashSet<String>>| {
+            w.read()
+                .unwrap_or_else(|p| p.into_inner())
+                .contains(name)
+        };
+        if known(&self.inner.known_wallets) {
+            return Ok(());
+        }
         sqlx::query("INSERT OR IGNORE INTO wallets (name, balance_msat) VALUES (?, ?)")
             .bind(name)
             .bind(msat_i64(self.inner.config.initial_balance, call)?)
             .execute(&self.inner.pool)
             .await
             .map_err(db_err(call))?;
+        self.inner
+            .known_wallets
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.to_owned());
         Ok(())
     }
 
