@@ -92,6 +92,10 @@ pub(crate) enum Claim {
 #[derive(Clone, Debug)]
 pub struct ClientStore {
     pool: SqlitePool,
+    /// For an in-memory store: a connection held open, unused, so the database outlives the
+    /// pool's connection (which a cancelled query closes; a new one would be empty).
+    #[allow(dead_code, reason = "held, never read")]
+    keeper: Option<std::sync::Arc<std::sync::Mutex<sqlx::SqliteConnection>>>,
 }
 
 pub(crate) fn now() -> i64 {
@@ -190,19 +194,26 @@ impl ClientStore {
                 reason: format!("cannot open {}: {e}", path.display()),
             })?;
         sqlx::query(SCHEMA).execute(&pool).await?;
-        Ok(ClientStore { pool })
+        Ok(ClientStore { pool, keeper: None })
     }
 
     /// A store in memory (nothing survives the process; for tests).
     pub async fn in_memory() -> Result<Self, ClientError> {
+        // sqlx names the database (`file:sqlx-in-memory-N`, shared cache): the keeper and the
+        // pool's connection open the same one.
+        let options = SqliteConnectOptions::from_str("sqlite::memory:")?;
+        let keeper = sqlx::ConnectOptions::connect(&options).await?;
         let pool = SqlitePoolOptions::new()
             .max_connections(1)
             .idle_timeout(None)
             .max_lifetime(None)
-            .connect_with(SqliteConnectOptions::from_str("sqlite::memory:")?)
+            .connect_with(options)
             .await?;
         sqlx::query(SCHEMA).execute(&pool).await?;
-        Ok(ClientStore { pool })
+        Ok(ClientStore {
+            pool,
+            keeper: Some(std::sync::Arc::new(std::sync::Mutex::new(keeper))),
+        })
     }
 
     /// The newest usable token for a request to `origin` at `path`: paid, not refused since, and
@@ -370,5 +381,18 @@ impl ClientStore {
             .await?
             .rows_affected();
         Ok(n > 0)
+    }
+}
+
+#[cfg(test)]
+mod keeper_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_in_memory_store_outlives_the_pools_connection() {
+        let store = ClientStore::in_memory().await.unwrap();
+        // What a cancelled query does: the pool's only connection goes away.
+        store.pool.acquire().await.unwrap().close().await.unwrap();
+        assert!(store.entries().await.expect("tables survive").is_empty());
     }
 }

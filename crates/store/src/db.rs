@@ -20,9 +20,23 @@ pub(crate) const CHANNEL: &str = "l402_revocations";
 
 #[derive(Clone)]
 pub(crate) enum Db {
-    Sqlite(SqlitePool),
+    Sqlite(
+        SqlitePool,
+        #[allow(
+            dead_code,
+            reason = "held, never read: keeps an in-memory database alive"
+        )]
+        Option<std::sync::Arc<MemoryKeeper>>,
+    ),
     Postgres(PgPool),
 }
+
+/// A connection held open, unused, for the life of an in-memory SQLite database: the database
+/// lives only while some connection to it is open, and the pool may close its connection (a
+/// query cancelled mid-flight does that) and open a new one onto an empty database.
+pub(crate) struct MemoryKeeper(
+    #[allow(dead_code, reason = "held, never read")] std::sync::Mutex<sqlx::SqliteConnection>,
+);
 
 /// Placeholder style of the database a query runs on.
 #[derive(Clone, Copy)]
@@ -68,7 +82,7 @@ impl Ph {
 macro_rules! on_db {
     ($db:expr, |$pool:ident, $ph:ident| $body:expr) => {
         match $db {
-            Db::Sqlite($pool) => {
+            Db::Sqlite($pool, _) => {
                 let $ph = Ph::Question;
                 $body
             }
@@ -164,7 +178,7 @@ where
 impl Db {
     pub(crate) fn kind(&self) -> &'static str {
         match self {
-            Db::Sqlite(_) => "sqlite",
+            Db::Sqlite(..) => "sqlite",
             Db::Postgres(_) => "postgres",
         }
     }
@@ -182,7 +196,12 @@ impl Db {
             return Ok(Db::Postgres(pool));
         }
         if url == "sqlite::memory:" {
+            // sqlx names the database (`file:sqlx-in-memory-N`, shared cache), so the keeper
+            // and the pool's connection open the same one.
             let options = SqliteConnectOptions::from_str(url).map_err(map_err("open SQLite"))?;
+            let keeper = sqlx::ConnectOptions::connect(&options)
+                .await
+                .map_err(map_err("open SQLite"))?;
             let pool = SqlitePoolOptions::new()
                 .max_connections(1)
                 .idle_timeout(None)
@@ -190,7 +209,12 @@ impl Db {
                 .connect_with(options)
                 .await
                 .map_err(map_err("open SQLite"))?;
-            return Ok(Db::Sqlite(pool));
+            return Ok(Db::Sqlite(
+                pool,
+                Some(std::sync::Arc::new(MemoryKeeper(std::sync::Mutex::new(
+                    keeper,
+                )))),
+            ));
         }
         let path = url
             .strip_prefix("sqlite://")
@@ -228,7 +252,7 @@ impl Db {
                     path.display()
                 ))
             })?;
-        Ok(Db::Sqlite(pool))
+        Ok(Db::Sqlite(pool, None))
     }
 
     /// Inserts records in one transaction.
@@ -522,5 +546,29 @@ async fn listen(pool: PgPool, out: broadcast::Sender<Revocation>) {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_in_memory_database_outlives_the_pools_connection() {
+        let db = Db::connect("sqlite::memory:").await.unwrap();
+        let Db::Sqlite(pool, _) = &db else {
+            unreachable!("sqlite::memory: is SQLite")
+        };
+        sqlx::query("CREATE TABLE t (x INTEGER)")
+            .execute(pool)
+            .await
+            .unwrap();
+        // What a cancelled query does: the pool's only connection goes away.
+        pool.acquire().await.unwrap().close().await.unwrap();
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM t")
+            .fetch_one(pool)
+            .await
+            .expect("the table is still there");
+        assert_eq!(n, 0);
     }
 }

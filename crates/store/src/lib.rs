@@ -122,7 +122,7 @@ impl Store {
                 db::spawn_listener(pool.clone(), revocations.clone(), stopped);
                 Some(stop)
             }
-            Db::Sqlite(_) => None,
+            Db::Sqlite(..) => None,
         };
         let writer = writer::spawn(db.clone());
         Ok(Store {

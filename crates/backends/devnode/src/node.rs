@@ -56,6 +56,11 @@ struct Inner {
     /// Wallets known to exist (wallets are never deleted), so that issuing an invoice does
     /// not write the wallet row again each time.
     known_wallets: std::sync::RwLock<std::collections::HashSet<String>>,
+    /// For an in-memory node: a connection held open, unused, so the database outlives the
+    /// pool's connection (which a cancelled query closes; a new one would open an empty
+    /// database).
+    #[allow(dead_code, reason = "held, never read")]
+    keeper: Option<std::sync::Mutex<sqlx::SqliteConnection>>,
 }
 
 /// One wallet of a [`DevNode`]: issues invoices into it and pays from it.
@@ -143,13 +148,17 @@ impl DevNode {
                     format!("cannot open {}: {e}", path.display()),
                 )
             })?;
-        Self::init(pool, config).await
+        Self::init(pool, None, config).await
     }
 
     /// A dev node held entirely in memory (for tests and one-shot demos).
     pub async fn in_memory(config: DevNodeConfig) -> Result<Self, BackendError> {
+        // sqlx names the database (`file:sqlx-in-memory-N`, shared cache): the keeper and the
+        // pool's connection open the same one.
         let options = SqliteConnectOptions::from_str("sqlite::memory:").map_err(db_err("open"))?;
-        // One connection: each in-memory connection would be a database of its own.
+        let keeper = sqlx::ConnectOptions::connect(&options)
+            .await
+            .map_err(db_err("open"))?;
         let pool = SqlitePoolOptions::new()
             .max_connections(1)
             .idle_timeout(None)
@@ -157,10 +166,14 @@ impl DevNode {
             .connect_with(options)
             .await
             .map_err(db_err("open"))?;
-        Self::init(pool, config).await
+        Self::init(pool, Some(std::sync::Mutex::new(keeper)), config).await
     }
 
-    async fn init(pool: SqlitePool, config: DevNodeConfig) -> Result<Self, BackendError> {
+    async fn init(
+        pool: SqlitePool,
+        keeper: Option<std::sync::Mutex<sqlx::SqliteConnection>>,
+        config: DevNodeConfig,
+    ) -> Result<Self, BackendError> {
         for stmt in SCHEMA {
             sqlx::query(*stmt)
                 .execute(&pool)
@@ -204,6 +217,7 @@ impl DevNode {
                 secp,
                 config,
                 known_wallets: Default::default(),
+                keeper,
             }),
         })
     }
@@ -229,9 +243,7 @@ impl DevNode {
 
     async fn ensure_wallet(&self, name: &str, call: &'static str) -> Result<(), BackendError> {
         let known = |w: &std::sync::RwLock<std::collections::HashSet<String>>| {
-            w.read()
-                .unwrap_or_else(|p| p.into_inner())
-                .contains(name)
+            w.read().unwrap_or_else(|p| p.into_inner()).contains(name)
         };
         if known(&self.inner.known_wallets) {
             return Ok(());
@@ -556,5 +568,36 @@ impl std::fmt::Debug for DevWallet {
         f.debug_struct("DevWallet")
             .field("name", &self.name)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_in_memory_node_keeps_its_state_when_its_connection_is_dropped() {
+        let node = DevNode::in_memory(DevNodeConfig::default()).await.unwrap();
+        let shop = node.wallet("shop");
+        let first = shop
+            .create_invoice(InvoiceRequest::new(Msat::from_sat(1), "x"))
+            .await
+            .unwrap();
+        // What a cancelled query does: the pool's only connection goes away.
+        node.inner
+            .pool
+            .acquire()
+            .await
+            .unwrap()
+            .close()
+            .await
+            .unwrap();
+        assert_eq!(
+            shop.invoice_state(&first.payment_hash).await.unwrap(),
+            InvoiceState::Open
+        );
+        shop.create_invoice(InvoiceRequest::new(Msat::from_sat(1), "y"))
+            .await
+            .expect("tables survive");
     }
 }
