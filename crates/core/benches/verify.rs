@@ -1,5 +1,7 @@
 //! Costs of L402 verification and minting, next to their floor: the HMAC-SHA256 and SHA-256 calls
 //! verification cannot avoid (key derivation, identifier, one per caveat, and the preimage hash).
+//!
+//! Run: `cargo bench -p l402 --bench verify`.
 
 use std::hint::black_box;
 
@@ -66,6 +68,14 @@ fn bench(c: &mut Criterion) {
                 .unwrap()
                 .unwrap();
             verifier.verify(&cred, &key, &ctx).unwrap()
+        })
+    });
+    // The macaroon part of the header alone: base64 → bytes → V2 decode.
+    let macaroon_b64 = macaroon.to_base64();
+    c.bench_function("decode_macaroon_base64_4_caveats", |b| {
+        b.iter(|| {
+            let bytes = l402::macaroon::decode_base64(black_box(&macaroon_b64)).unwrap();
+            l402::macaroon::Macaroon::from_binary(&bytes).unwrap()
         })
     });
     c.bench_function("mint_3_caveats", |b| {
