@@ -63,10 +63,11 @@ impl Service<Request<Incoming>> for Forwarder {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, req: Request<Incoming>) -> Self::Future {
+    fn call(&mut self, mut req: Request<Incoming>) -> Self::Future {
         let target = self.target.clone();
         Box::pin(async move {
-            let token = req.extensions().get::<VerifiedToken>().cloned();
+            // Taken, not cloned: nothing after the forwarder reads it.
+            let token = req.extensions_mut().remove::<VerifiedToken>();
             let ip = req
                 .extensions()
                 .get::<ClientIp>()

@@ -56,6 +56,8 @@ struct Inner {
     /// Wallets known to exist (wallets are never deleted), so that issuing an invoice does
     /// not write the wallet row again each time.
     known_wallets: std::sync::RwLock<std::collections::HashSet<String>>,
+    /// Invoices wait here to be written, many per transaction.
+    invoice_writer: tokio::sync::mpsc::Sender<PendingInvoice>,
     /// For an in-memory node: a connection held open, unused, so the database outlives the
     /// pool's connection (which a cancelled query closes; a new one would open an empty
     /// database).
@@ -125,6 +127,73 @@ const SCHEMA: &[&str] = &[
         PRIMARY KEY (wallet, payment_hash)
     )",
 ];
+
+/// An invoice to record.
+struct NewInvoice {
+    payment_hash: [u8; 32],
+    preimage: [u8; 32],
+    wallet: String,
+    bolt11: String,
+    amount_msat: i64,
+    memo: String,
+    created_ms: i64,
+    expires_ms: i64,
+}
+
+struct PendingInvoice {
+    row: NewInvoice,
+    done: tokio::sync::oneshot::Sender<Result<(), String>>,
+}
+
+/// The most invoices written in one transaction (and one statement: 8 columns each).
+const INVOICE_BATCH: usize = 128;
+
+/// Writes invoices as they come, those that arrive during a write together in the next one:
+/// every statement is a hand-off to the SQLite connection's thread, so batching is what keeps
+/// invoice creation near the cost of signing under load. Each caller waits for its commit.
+fn spawn_invoice_writer(pool: SqlitePool) -> tokio::sync::mpsc::Sender<PendingInvoice> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<PendingInvoice>(4 * INVOICE_BATCH);
+    tokio::spawn(async move {
+        let mut batch = Vec::with_capacity(INVOICE_BATCH);
+        while rx.recv_many(&mut batch, INVOICE_BATCH).await > 0 {
+            let result = write_invoices(&pool, &batch)
+                .await
+                .map_err(|e| format!("cannot record the invoice: {e}"));
+            for p in batch.drain(..) {
+                let _ = p.done.send(result.clone());
+            }
+        }
+    });
+    tx
+}
+
+async fn write_invoices(pool: &SqlitePool, batch: &[PendingInvoice]) -> Result<(), sqlx::Error> {
+    let group = "(?, ?, ?, ?, ?, ?, ?, ?)";
+    let mut sql = String::from(
+        "INSERT INTO invoices (payment_hash, preimage, wallet, bolt11, amount_msat, memo, created_ms, expires_ms) VALUES ",
+    );
+    for i in 0..batch.len() {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(group);
+    }
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for p in batch {
+        let r = &p.row;
+        query = query
+            .bind(r.payment_hash.to_vec())
+            .bind(r.preimage.to_vec())
+            .bind(r.wallet.as_str())
+            .bind(r.bolt11.as_str())
+            .bind(r.amount_msat)
+            .bind(r.memo.as_str())
+            .bind(r.created_ms)
+            .bind(r.expires_ms);
+    }
+    // One statement: atomic on its own, no explicit transaction needed.
+    query.execute(pool).await.map(|_| ())
+}
 
 // === impl DevNode ===
 
@@ -209,6 +278,7 @@ impl DevNode {
         };
         let secp = Secp256k1::new();
         let node_id = PublicKey::from_secret_key(&secp, &key);
+        let invoice_writer = spawn_invoice_writer(pool.clone());
         Ok(DevNode {
             inner: Arc::new(Inner {
                 pool,
@@ -217,6 +287,7 @@ impl DevNode {
                 secp,
                 config,
                 known_wallets: Default::default(),
+                invoice_writer,
                 keeper,
             }),
         })
@@ -328,21 +399,27 @@ impl DevWallet {
         let bolt11 = invoice.to_string();
         let created = now_ms();
         let expires = created.saturating_add(request.expiry.as_millis() as i64);
-        sqlx::query(
-            "INSERT INTO invoices (payment_hash, preimage, wallet, bolt11, amount_msat, memo, created_ms, expires_ms)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(hash.as_bytes().to_vec())
-        .bind(preimage.as_bytes().to_vec())
-        .bind(&self.name)
-        .bind(&bolt11)
-        .bind(amount)
-        .bind(&request.memo)
-        .bind(created)
-        .bind(expires)
-        .execute(&inner.pool)
-        .await
-        .map_err(db_err(CALL))?;
+        let (done, written) = tokio::sync::oneshot::channel();
+        let row = NewInvoice {
+            payment_hash: *hash.as_bytes(),
+            preimage: *preimage.as_bytes(),
+            wallet: self.name.clone(),
+            bolt11: bolt11.clone(),
+            amount_msat: amount,
+            memo: request.memo.clone(),
+            created_ms: created,
+            expires_ms: expires,
+        };
+        let unavailable = || err(ErrorKind::Unavailable, CALL, "the dev node has stopped");
+        inner
+            .invoice_writer
+            .send(PendingInvoice { row, done })
+            .await
+            .map_err(|_| unavailable())?;
+        written
+            .await
+            .map_err(|_| unavailable())?
+            .map_err(|e| err(ErrorKind::Unavailable, CALL, e))?;
         Ok(CreatedInvoice {
             bolt11,
             payment_hash: hash,
