@@ -482,7 +482,7 @@ if [ "$MODE" = --perf ]; then
   wait "$PERF_PID" || true
   out="$ROOT/bench/results"
   perf report -i "$RUN/perf.data" --stdio --sort dso 2>/dev/null | grep -v '^#' | grep -v '^$' >"$out/perf-$tgt-dso.txt" || true
-  perf report -i "$RUN/perf.data" --stdio --sort dso,sym 2>/dev/null | grep -v '^#' | grep -v '^$' | head -n 80 >"$out/perf-$tgt-sym.txt" || true
+  perf report -i "$RUN/perf.data" --stdio --sort dso,sym 2>/dev/null | grep -v '^#' | grep -v '^$' | head -n 300 >"$out/perf-$tgt-sym.txt" || true
   {
     echo "perf, $tgt: $(awk '/^Requests\/sec:/ { print $2 }' "$RUN/wrk-perf.txt") req/s under perf (wrk -c$CONNS -d${PROFILE_SECONDS}s)"
     echo "  proxy warnings during the run (e.g. 503s): $(grep -c WARN "$RUN/ours-perf.err" || true)"

@@ -225,9 +225,25 @@ async fn narrowed_tokens_and_revocation() {
 
 #[tokio::test]
 async fn streaming_both_ways_sse_and_websocket() {
+    streaming(false).await;
+}
+
+/// The same, with every connection parked between requests (see `l402_proxy::park`): bodies
+/// both ways, streamed events and upgrades must not be cut by it.
+#[tokio::test]
+async fn streaming_both_ways_with_connections_parked_between_requests() {
+    streaming(true).await;
+}
+
+async fn streaming(parking: bool) {
     let devnet = Devnet::start().await;
     let up = upstream().await;
-    let proxy = start_proxy(&config(&devnet, up, ""));
+    let yaml = config(&devnet, up, "");
+    let proxy = if parking {
+        start_proxy_parking(&yaml)
+    } else {
+        start_proxy(&yaml)
+    };
     let client = http();
     let auth = buy(&devnet, &client, &proxy.url("/big")).await;
 
@@ -398,6 +414,98 @@ async fn grpc_unary_and_streaming_with_trailers() {
     req.metadata_mut().insert("macaroon", hex.parse().unwrap());
     let err = client.check(req).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::NotFound);
+}
+
+/// Keep-alive as a client sees it, with the proxy parking the connection after every response:
+/// requests one after another on one socket, two pipelined in one write, a head split over
+/// several writes, a request with a body between them; every response complete and in order.
+#[tokio::test]
+async fn one_connection_many_requests_while_parking() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let devnet = Devnet::start().await;
+    let up = upstream().await;
+    let proxy = start_proxy_parking(&config(&devnet, up, ""));
+    let auth = buy(&devnet, &http(), &proxy.url("/upload")).await;
+    let mut s = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+    let get = |path: &str| format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n");
+
+    // Reads responses until `n` complete ones are in; returns their status lines and bodies.
+    async fn read_responses(s: &mut tokio::net::TcpStream, n: usize) -> Vec<(u16, String)> {
+        let mut buf = Vec::new();
+        let mut out = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            // Parse as many complete responses as the buffer holds (Content-Length bodies).
+            while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                let status: u16 = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .map(|v| v.trim().parse().unwrap())
+                    .expect("a content-length");
+                if buf.len() < end + 4 + len {
+                    break;
+                }
+                let body = String::from_utf8_lossy(&buf[end + 4..end + 4 + len]).into_owned();
+                buf.drain(..end + 4 + len);
+                out.push((status, body));
+            }
+            if out.len() >= n {
+                assert!(buf.is_empty(), "nothing after the last response");
+                return out;
+            }
+            let k = tokio::time::timeout(Duration::from_secs(10), s.read(&mut chunk))
+                .await
+                .expect("a response within 10 s")
+                .unwrap();
+            assert!(
+                k > 0,
+                "the proxy closed the connection after {} responses",
+                out.len()
+            );
+            buf.extend_from_slice(&chunk[..k]);
+        }
+    }
+
+    for _ in 0..3 {
+        s.write_all(get("/weather/health").as_bytes())
+            .await
+            .unwrap();
+        assert_eq!(read_responses(&mut s, 1).await[0].0, 200);
+        // Give the proxy time to park before the next request.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Two pipelined in one write: a free one, then a priced one.
+    s.write_all(format!("{}{}", get("/weather/health"), get("/weather/today")).as_bytes())
+        .await
+        .unwrap();
+    let r = read_responses(&mut s, 2).await;
+    assert_eq!((r[0].0, r[1].0), (200, 402));
+    // A head in three pieces, with pauses in which the proxy must not park.
+    let head = get("/weather/health");
+    for piece in [&head[..5], &head[5..20], &head[20..]] {
+        s.write_all(piece.as_bytes()).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    assert_eq!(read_responses(&mut s, 1).await[0].0, 200);
+    // A body sent after a pause (read by the upstream, so the connection stays reusable),
+    // then a plain request again.
+    s.write_all(
+        format!(
+            "POST /upload HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\nContent-Length: 5\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    s.write_all(b"hello").await.unwrap();
+    assert_eq!(read_responses(&mut s, 1).await[0], (200, "5".to_string()));
+    s.write_all(get("/weather/health").as_bytes())
+        .await
+        .unwrap();
+    assert_eq!(read_responses(&mut s, 1).await[0].0, 200);
 }
 
 #[tokio::test]

@@ -26,6 +26,7 @@ pub mod config;
 mod handler;
 mod limits;
 pub mod ops;
+mod park;
 mod pricer;
 mod route;
 mod server;

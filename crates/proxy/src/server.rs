@@ -7,6 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
@@ -16,10 +17,12 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::client_ip::{ProxyHeader, read_proxy_header};
 use crate::config::TlsConfig;
 use crate::handler::{Shared, handle};
+use crate::park;
 
 /// How long shutdown waits for requests in flight.
 const DRAIN: Duration = Duration::from_secs(20);
@@ -94,6 +97,40 @@ fn write_private(path: &Path, data: &[u8]) -> Result<(), String> {
         .map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
+/// The connection builders, configured once.
+struct Builders {
+    /// TLS (h2 or HTTP/1.1 by ALPN) and h2c.
+    auto: auto::Builder<TokioExecutor>,
+    /// Plaintext HTTP/1.1, one hyper connection per stretch of activity.
+    http1: Arc<http1::Builder>,
+}
+
+impl Builders {
+    fn new() -> Self {
+        let mut auto = auto::Builder::new(TokioExecutor::new());
+        auto.http1()
+            .keep_alive(true)
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT);
+        auto.http2()
+            .max_concurrent_streams(1000)
+            .timer(hyper_util::rt::TokioTimer::new());
+        let mut http1 = http1::Builder::new();
+        http1
+            .keep_alive(true)
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT);
+        Builders {
+            auto,
+            http1: Arc::new(http1),
+        }
+    }
+}
+
+/// How long a client may take to send a request head (and, for connections hyper keeps, how
+/// long one may stay idle).
+const HEADER_READ_TIMEOUT: Duration = park::IDLE_TIMEOUT;
+
 /// Serves the proxy on `listener` until `shutdown` is cancelled, then drains.
 pub(crate) async fn serve(
     listener: TcpListener,
@@ -103,17 +140,11 @@ pub(crate) async fn serve(
     shutdown: CancellationToken,
 ) {
     let graceful = GracefulShutdown::new();
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .keep_alive(true)
-        .timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(30));
-    builder
-        .http2()
-        .max_concurrent_streams(1000)
-        .timer(hyper_util::rt::TokioTimer::new());
-    let builder = Arc::new(builder);
+    // Connections served outside `graceful` (plaintext HTTP/1, see `park`) are drained by
+    // `connections` and told to finish through `conns_shutdown`.
+    let connections = TaskTracker::new();
+    let conns_shutdown = CancellationToken::new();
+    let builders = Arc::new(Builders::new());
     loop {
         let (stream, peer) = tokio::select! {
             r = listener.accept() => match r {
@@ -129,9 +160,10 @@ pub(crate) async fn serve(
         let _ = stream.set_nodelay(true);
         let tls = tls.clone();
         let shared = shared.clone();
-        let builder = builder.clone();
+        let builders = builders.clone();
         let watcher = graceful.watcher();
-        tokio::spawn(async move {
+        let conn_shutdown = conns_shutdown.clone();
+        connections.spawn(async move {
             let mut stream = stream;
             let peer = if proxy_protocol {
                 match read_proxy_header(&mut stream, Duration::from_secs(5)).await {
@@ -145,14 +177,17 @@ pub(crate) async fn serve(
             } else {
                 peer
             };
-            serve_connection(stream, peer, tls, shared, builder, watcher).await;
+            serve_connection(stream, peer, tls, shared, builders, watcher, conn_shutdown).await;
         });
     }
     drop(listener);
-    if tokio::time::timeout(DRAIN, graceful.shutdown())
-        .await
-        .is_err()
-    {
+    conns_shutdown.cancel();
+    connections.close();
+    let drained = async {
+        graceful.shutdown().await;
+        connections.wait().await;
+    };
+    if tokio::time::timeout(DRAIN, drained).await.is_err() {
         tracing::warn!("shutdown: requests still running after {DRAIN:?}; closing them");
     }
 }
@@ -162,20 +197,24 @@ async fn serve_connection(
     peer: SocketAddr,
     tls: Option<TlsAcceptor>,
     shared: Arc<Shared>,
-    builder: Arc<auto::Builder<TokioExecutor>>,
+    builders: Arc<Builders>,
     watcher: hyper_util::server::graceful::Watcher,
+    shutdown: CancellationToken,
 ) {
     let is_tls = tls.is_some();
-    let svc = service_fn(move |req| {
-        let shared = shared.clone();
-        async move { Ok::<_, std::convert::Infallible>(handle(shared, req, peer.ip(), is_tls).await) }
-    });
     let result = match tls {
         Some(acceptor) => {
+            let svc = service_fn(move |req| {
+                let shared = shared.clone();
+                async move {
+                    Ok::<_, std::convert::Infallible>(handle(shared, req, peer.ip(), is_tls).await)
+                }
+            });
             match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {
                 Ok(Ok(tls_stream)) => {
-                    let conn =
-                        builder.serve_connection_with_upgrades(TokioIo::new(tls_stream), svc);
+                    let conn = builders
+                        .auto
+                        .serve_connection_with_upgrades(TokioIo::new(tls_stream), svc);
                     watcher.watch(conn.into_owned()).await
                 }
                 Ok(Err(e)) => {
@@ -189,7 +228,26 @@ async fn serve_connection(
             }
         }
         None => {
-            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
+            let mut first = [0u8; 24];
+            let n = match tokio::time::timeout(park::IDLE_TIMEOUT, stream.peek(&mut first)).await {
+                Ok(Ok(n)) if n > 0 => n,
+                _ => return,
+            };
+            if !park::may_be_h2c(&first[..n]) {
+                // HTTP/1: served by the parking loop, drained through `shutdown`.
+                drop(watcher);
+                park::serve(stream, peer, shared, builders.http1.clone(), shutdown).await;
+                return;
+            }
+            let svc = service_fn(move |req| {
+                let shared = shared.clone();
+                async move {
+                    Ok::<_, std::convert::Infallible>(handle(shared, req, peer.ip(), false).await)
+                }
+            });
+            let conn = builders
+                .auto
+                .serve_connection_with_upgrades(TokioIo::new(stream), svc);
             watcher.watch(conn.into_owned()).await
         }
     };

@@ -251,6 +251,28 @@ impl Db {
         Self::sqlite_file(Path::new(path)).await
     }
 
+    /// The database the group-commit writer uses. For an SQLite file that is a pool of its
+    /// own with one connection kept open: SQLite drops a connection's page cache whenever
+    /// another connection has written, so inserts that always go through the same connection
+    /// find the tables' pages cached instead of reading them back from the file each batch.
+    pub(crate) async fn dedicated_writer(&self) -> Result<Db, StoreError> {
+        match self {
+            Db::Sqlite(pool, None) => {
+                let options = (*pool.connect_options()).clone();
+                let writer = SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .idle_timeout(None)
+                    .max_lifetime(None)
+                    .connect_with(options)
+                    .await
+                    .map_err(map_err("open SQLite for writing"))?;
+                Ok(Db::Sqlite(writer, None))
+            }
+            // In memory: already one connection. PostgreSQL: no per-connection cache to keep.
+            other => Ok(other.clone()),
+        }
+    }
+
     pub(crate) async fn sqlite_file(path: &Path) -> Result<Db, StoreError> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|e| {

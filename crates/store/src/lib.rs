@@ -124,7 +124,7 @@ impl Store {
             }
             Db::Sqlite(..) => None,
         };
-        let writer = writer::spawn(db.clone());
+        let writer = writer::spawn(db.dedicated_writer().await?);
         Ok(Store {
             inner: Arc::new(Inner {
                 db,

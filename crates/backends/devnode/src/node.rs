@@ -278,7 +278,22 @@ impl DevNode {
         };
         let secp = Secp256k1::new();
         let node_id = PublicKey::from_secret_key(&secp, &key);
-        let invoice_writer = spawn_invoice_writer(pool.clone());
+        // A file-backed node writes invoices through a connection of its own, kept open: SQLite
+        // drops a connection's page cache whenever another one has written, so a writer that
+        // always uses the same connection keeps the invoice table's pages cached. (In memory
+        // the pool already is one connection.)
+        let writer_pool = if keeper.is_some() {
+            pool.clone()
+        } else {
+            SqlitePoolOptions::new()
+                .max_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+                .connect_with((*pool.connect_options()).clone())
+                .await
+                .map_err(db_err("open"))?
+        };
+        let invoice_writer = spawn_invoice_writer(writer_pool);
         Ok(DevNode {
             inner: Arc::new(Inner {
                 pool,

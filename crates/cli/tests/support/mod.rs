@@ -229,13 +229,25 @@ pub fn start_proxy(yaml: &str) -> Running {
     start_proxy_in(&dir, "proxy.yaml", yaml)
 }
 
+/// As [`start_proxy`], with plaintext HTTP/1 connections parked between every two requests
+/// (`L402_PARK_IDLE_ABOVE=0`) instead of only when more than a thousand are open.
+pub fn start_proxy_parking(yaml: &str) -> Running {
+    let dir = tempfile::tempdir().unwrap().keep();
+    start(&dir, "proxy.yaml", yaml, &[("L402_PARK_IDLE_ABOVE", "0")])
+}
+
 pub fn start_proxy_in(dir: &Path, file: &str, text: &str) -> Running {
+    start(dir, file, text, &[])
+}
+
+fn start(dir: &Path, file: &str, text: &str, env: &[(&str, &str)]) -> Running {
     let config_path = dir.join(file);
     std::fs::write(&config_path, text).unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_l402"))
         .args(["proxy", "--config"])
         .arg(&config_path)
         .current_dir(dir)
+        .envs(env.iter().copied())
         .env("RUST_LOG", "warn,l402_proxy=info")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
