@@ -6,7 +6,7 @@
 //! between requests: once a response has been written in full and the client has nothing more
 //! in flight, the hyper connection is ended (the socket stays open) and the task waits for the
 //! next byte with nothing but the socket; the next request starts a fresh hyper connection on
-//! the same socket. An idle client then costs its task and its socket, about 1 KiB.
+//! the same socket. An idle client then costs its task and its socket, about 3 KiB.
 //!
 //! Parking happens only at a point where hyper holds nothing: the last request had no body and
 //! asked for no upgrade, its response was dropped by hyper and every byte of it handed to the

@@ -166,7 +166,7 @@ pub(crate) async fn serve(
         connections.spawn(async move {
             let mut stream = stream;
             let peer = if proxy_protocol {
-                match read_proxy_header(&mut stream, Duration::from_secs(5)).await {
+                match Box::pin(read_proxy_header(&mut stream, Duration::from_secs(5))).await {
                     Ok(ProxyHeader::Proxied(src)) => src,
                     Ok(ProxyHeader::Local) => peer,
                     Err(e) => {
@@ -192,6 +192,9 @@ pub(crate) async fn serve(
     }
 }
 
+/// Serves one accepted connection. The per-connection task is sized for the largest state of
+/// this future, and thousands of idle connections each hold one: the TLS and h2c paths (large
+/// futures) are boxed, so a parked plaintext connection's task stays small.
 async fn serve_connection(
     stream: tokio::net::TcpStream,
     peer: SocketAddr,
@@ -201,57 +204,65 @@ async fn serve_connection(
     watcher: hyper_util::server::graceful::Watcher,
     shutdown: CancellationToken,
 ) {
-    let is_tls = tls.is_some();
-    let result = match tls {
-        Some(acceptor) => {
-            let svc = service_fn(move |req| {
-                let shared = shared.clone();
-                async move {
-                    Ok::<_, std::convert::Infallible>(handle(shared, req, peer.ip(), is_tls).await)
-                }
-            });
-            match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {
-                Ok(Ok(tls_stream)) => {
-                    let conn = builders
-                        .auto
-                        .serve_connection_with_upgrades(TokioIo::new(tls_stream), svc);
-                    watcher.watch(conn.into_owned()).await
-                }
-                Ok(Err(e)) => {
-                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => {
-                    tracing::debug!(%peer, "TLS handshake timed out");
-                    return;
-                }
-            }
-        }
-        None => {
-            let mut first = [0u8; 24];
-            let n = match tokio::time::timeout(park::IDLE_TIMEOUT, stream.peek(&mut first)).await {
-                Ok(Ok(n)) if n > 0 => n,
-                _ => return,
-            };
-            if !park::may_be_h2c(&first[..n]) {
-                // HTTP/1: served by the parking loop, drained through `shutdown`.
-                drop(watcher);
-                park::serve(stream, peer, shared, builders.http1.clone(), shutdown).await;
-                return;
-            }
-            let svc = service_fn(move |req| {
-                let shared = shared.clone();
-                async move {
-                    Ok::<_, std::convert::Infallible>(handle(shared, req, peer.ip(), false).await)
-                }
-            });
-            let conn = builders
-                .auto
-                .serve_connection_with_upgrades(TokioIo::new(stream), svc);
-            watcher.watch(conn.into_owned()).await
-        }
+    if let Some(acceptor) = tls {
+        return Box::pin(serve_tls(stream, peer, acceptor, shared, builders, watcher)).await;
+    }
+    let mut first = [0u8; 24];
+    let n = match tokio::time::timeout(park::IDLE_TIMEOUT, stream.peek(&mut first)).await {
+        Ok(Ok(n)) if n > 0 => n,
+        _ => return,
     };
-    if let Err(e) = result {
+    if park::may_be_h2c(&first[..n]) {
+        let io = TokioIo::new(stream);
+        return Box::pin(serve_auto(io, peer, false, shared, builders, watcher)).await;
+    }
+    // HTTP/1: served by the parking loop, drained through `shutdown`.
+    drop(watcher);
+    park::serve(stream, peer, shared, builders.http1.clone(), shutdown).await;
+}
+
+async fn serve_tls(
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    acceptor: TlsAcceptor,
+    shared: Arc<Shared>,
+    builders: Arc<Builders>,
+    watcher: hyper_util::server::graceful::Watcher,
+) {
+    match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {
+        Ok(Ok(tls_stream)) => {
+            serve_auto(
+                TokioIo::new(tls_stream),
+                peer,
+                true,
+                shared,
+                builders,
+                watcher,
+            )
+            .await;
+        }
+        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+    }
+}
+
+/// HTTP/2 or HTTP/1.1, as the client speaks, until the connection ends.
+async fn serve_auto<I>(
+    io: I,
+    peer: SocketAddr,
+    is_tls: bool,
+    shared: Arc<Shared>,
+    builders: Arc<Builders>,
+    watcher: hyper_util::server::graceful::Watcher,
+) where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let svc = service_fn(move |req| {
+        let shared = shared.clone();
+        async move { Ok::<_, std::convert::Infallible>(handle(shared, req, peer.ip(), is_tls).await) }
+    });
+    let conn = builders.auto.serve_connection_with_upgrades(io, svc);
+    if let Err(e) = watcher.watch(conn.into_owned()).await {
         tracing::debug!(%peer, error = %e, "connection ended with an error");
     }
 }
