@@ -314,6 +314,29 @@ async fn streaming(parking: bool) {
     assert_eq!(msg.into_text().unwrap().as_str(), "echo: hello");
     ws.close(None).await.unwrap();
 
+    // The upstream ends a WebSocket: the client gets the close frame, then the end of the
+    // connection (the proxy passes the upstream's FIN on instead of keeping the socket open).
+    let mut req = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+        format!("ws://{}/ws-bye", proxy.addr),
+    )
+    .unwrap();
+    req.headers_mut()
+        .insert("authorization", auth.parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    let ended = tokio::time::timeout(Duration::from_secs(10), async {
+        let mut got_close = false;
+        while let Some(m) = ws.next().await {
+            match m {
+                Ok(tokio_tungstenite::tungstenite::Message::Close(_)) => got_close = true,
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        got_close
+    })
+    .await;
+    assert_eq!(ended, Ok(true), "close frame, then the connection ends");
+
     // Without a credential the upgrade is refused with a challenge.
     let req = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
         format!("ws://{}/ws", proxy.addr),

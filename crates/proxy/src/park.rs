@@ -218,9 +218,18 @@ impl AsyncWrite for ParkingIo {
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        // The socket closes when the last handle to it is dropped ([`serve`]'s, or an upgraded
-        // tunnel's); a parked connection's must stay open.
-        Poll::Ready(Ok(()))
+        // A parked connection's socket stays open for the next request. Otherwise this is a
+        // real end (hyper closing, or an upgraded tunnel whose upstream side finished): send
+        // the FIN now, as a socket of its own would, since the socket itself closes only when
+        // its last handle is dropped.
+        if self.state.parked.load(Ordering::Relaxed) {
+            return Poll::Ready(Ok(()));
+        }
+        let result = socket2::SockRef::from(&*self.stream).shutdown(std::net::Shutdown::Write);
+        Poll::Ready(match result {
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
+            other => other,
+        })
     }
 }
 

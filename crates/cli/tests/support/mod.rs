@@ -108,6 +108,15 @@ async fn ws(upgrade: WebSocketUpgrade) -> Response {
     })
 }
 
+/// `GET /ws-bye`: a WebSocket the server closes at once (close frame, then the socket).
+async fn ws_bye(upgrade: WebSocketUpgrade) -> Response {
+    upgrade.on_upgrade(|mut socket| async move {
+        let _ = socket.send(Message::Close(None)).await;
+        // Wait for the client's close frame, then drop (closing the TCP connection).
+        let _ = tokio::time::timeout(Duration::from_secs(5), socket.recv()).await;
+    })
+}
+
 /// Starts the HTTP upstream.
 pub async fn upstream() -> SocketAddr {
     let app = Router::new()
@@ -115,6 +124,7 @@ pub async fn upstream() -> SocketAddr {
         .route("/upload", post(upload))
         .route("/sse", get(sse))
         .route("/ws", get(ws))
+        .route("/ws-bye", get(ws_bye))
         .route(
             "/status/{code}",
             get(
