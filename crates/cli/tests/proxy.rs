@@ -529,6 +529,22 @@ async fn one_connection_many_requests_while_parking() {
         .await
         .unwrap();
     assert_eq!(read_responses(&mut s, 1).await[0].0, 200);
+
+    // An upgrade refused with a 402 (the usual first WebSocket request): the connection goes on.
+    s.write_all(
+        b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+          Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    assert_eq!(read_responses(&mut s, 1).await[0].0, 402);
+    for _ in 0..2 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        s.write_all(get("/weather/health").as_bytes())
+            .await
+            .unwrap();
+        assert_eq!(read_responses(&mut s, 1).await[0].0, 200);
+    }
 }
 
 #[tokio::test]

@@ -515,11 +515,23 @@ async fn sigterm_drains_and_exits_cleanly() {
         &format!("services:\n  - name: files\n    upstream: http://{up}\n    auth: off\n"),
     ));
     let client = http();
+    // A client that connected and said nothing does not hold the shutdown up for the whole
+    // drain time (20 s): it is closed.
+    let silent = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
     // A slow response in flight (SSE: five events, 100 ms apart) completes across the shutdown.
     let r = client.get(proxy.url("/sse")).send().await.unwrap();
+    let asked = std::time::Instant::now();
     proxy.terminate();
     let body = r.text().await.unwrap();
     assert!(body.contains("tick 4"), "{body}");
-    let status = proxy.wait();
+    let status = tokio::task::spawn_blocking(move || proxy.wait())
+        .await
+        .unwrap();
     assert!(status.success(), "{status:?}");
+    assert!(
+        asked.elapsed() < Duration::from_secs(15),
+        "shutdown waited {:?} for idle clients",
+        asked.elapsed()
+    );
+    drop(silent);
 }

@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use http::{Method, Request, header};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use hyper::body::Incoming;
@@ -42,9 +42,6 @@ use crate::upstream::{Body, BoxError};
 /// How long a parked connection may stay silent before it is closed (hyper's own
 /// `header_read_timeout` closes an idle unparked one after the same time).
 pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// The most bytes read from the socket in one call.
-const READ_CHUNK: usize = 8 * 1024;
 
 /// Connections park only while more than this many plaintext connections are open (unless
 /// `L402_PARK_IDLE_ABOVE` says otherwise): starting a hyper connection for each request costs
@@ -106,9 +103,14 @@ struct ParkingIo {
     state: Arc<ConnState>,
     /// The last four bytes read from the socket, oldest in the high byte.
     tail: u32,
-    /// Where bytes are read before hyper gets them (a copy, instead of zeroing hyper's buffer
-    /// before every read, which reading into it directly would need without `unsafe`).
-    scratch: BytesMut,
+}
+
+/// The last four bytes of a stream whose last four were `tail`, after `bytes` more.
+fn tail_after(mut tail: u32, bytes: &[u8]) -> u32 {
+    for &b in bytes.iter().rev().take(4).rev() {
+        tail = (tail << 8) | u32::from(b);
+    }
+    tail
 }
 
 /// `\r\n\r\n`, the end of a request head, as `tail` holds it.
@@ -120,14 +122,12 @@ impl ParkingIo {
             stream,
             state,
             tail: 0,
-            scratch: BytesMut::new(),
         }
     }
 
+    #[cfg(test)]
     fn note_read(&mut self, bytes: &[u8]) {
-        for &b in bytes.iter().rev().take(4).rev() {
-            self.tail = (self.tail << 8) | u32::from(b);
-        }
+        self.tail = tail_after(self.tail, bytes);
     }
 
     fn may_park(&self) -> bool {
@@ -156,16 +156,12 @@ impl AsyncRead for ParkingIo {
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                 Poll::Ready(Ok(())) => {}
             }
-            let want = buf.remaining().min(READ_CHUNK);
-            this.scratch.clear();
-            this.scratch.reserve(want);
-            let mut limited = (&mut this.scratch).limit(want);
-            match this.stream.try_read_buf(&mut limited) {
+            // tokio's `ReadBuf` is a `BufMut`: the bytes go straight into hyper's buffer.
+            let before = buf.filled().len();
+            match this.stream.try_read_buf(buf) {
                 Ok(_) => {
-                    let scratch = std::mem::take(&mut this.scratch);
-                    this.note_read(&scratch);
-                    buf.put_slice(&scratch);
-                    this.scratch = scratch;
+                    let tail = this.tail;
+                    this.tail = tail_after(tail, &buf.filled()[before..]);
                     return Poll::Ready(Ok(()));
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
@@ -302,6 +298,9 @@ pub(crate) async fn serve(
     };
     loop {
         tokio::select! {
+            // Bytes that have arrived are served, even when shutdown has begun (dropping the
+            // socket with them unread would reset the connection under the client's request).
+            biased;
             r = tokio::time::timeout(IDLE_TIMEOUT, stream.readable()) => match r {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => {
@@ -313,11 +312,13 @@ pub(crate) async fn serve(
             () = shutdown.cancelled() => return,
         }
         state.parked.store(false, Ordering::Relaxed);
-        state.idle.store(false, Ordering::Relaxed);
+        state.begin_request();
         let io = TokioIo::new(ParkingIo::new(stream.clone(), state.clone()));
         // Boxed, so that a parked task does not carry room for a connection it does not have.
         let mut conn = Box::pin(builder.serve_connection(io, svc.clone()).with_upgrades());
         let result = tokio::select! {
+            // The connection first: a request already read is answered before shutdown closes.
+            biased;
             r = conn.as_mut() => r,
             () = shutdown.cancelled() => {
                 conn.as_mut().graceful_shutdown();

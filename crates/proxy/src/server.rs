@@ -166,7 +166,11 @@ pub(crate) async fn serve(
         connections.spawn(async move {
             let mut stream = stream;
             let peer = if proxy_protocol {
-                match Box::pin(read_proxy_header(&mut stream, Duration::from_secs(5))).await {
+                let header = tokio::select! {
+                    r = Box::pin(read_proxy_header(&mut stream, Duration::from_secs(5))) => r,
+                    () = conn_shutdown.cancelled() => return,
+                };
+                match header {
                     Ok(ProxyHeader::Proxied(src)) => src,
                     Ok(ProxyHeader::Local) => peer,
                     Err(e) => {
@@ -205,12 +209,19 @@ async fn serve_connection(
     shutdown: CancellationToken,
 ) {
     if let Some(acceptor) = tls {
-        return Box::pin(serve_tls(stream, peer, acceptor, shared, builders, watcher)).await;
+        let serve = Box::pin(serve_tls(
+            stream, peer, acceptor, shared, builders, watcher, shutdown,
+        ));
+        return serve.await;
     }
     let mut first = [0u8; 24];
-    let n = match tokio::time::timeout(park::IDLE_TIMEOUT, stream.peek(&mut first)).await {
-        Ok(Ok(n)) if n > 0 => n,
-        _ => return,
+    // A client that connects and says nothing must not hold up shutdown.
+    let n = tokio::select! {
+        r = tokio::time::timeout(park::IDLE_TIMEOUT, stream.peek(&mut first)) => match r {
+            Ok(Ok(n)) if n > 0 => n,
+            _ => return,
+        },
+        () = shutdown.cancelled() => return,
     };
     if park::may_be_h2c(&first[..n]) {
         let io = TokioIo::new(stream);
@@ -228,8 +239,13 @@ async fn serve_tls(
     shared: Arc<Shared>,
     builders: Arc<Builders>,
     watcher: hyper_util::server::graceful::Watcher,
+    shutdown: CancellationToken,
 ) {
-    match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {
+    let handshake = tokio::select! {
+        r = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)) => r,
+        () = shutdown.cancelled() => return,
+    };
+    match handshake {
         Ok(Ok(tls_stream)) => {
             serve_auto(
                 TokioIo::new(tls_stream),

@@ -289,7 +289,13 @@ impl DevNode {
                 .max_connections(1)
                 .idle_timeout(None)
                 .max_lifetime(None)
-                .connect_with((*pool.connect_options()).clone())
+                // 16 MiB of page cache (SQLite's default is 2 MiB): invoices land on random
+                // pages of the payment-hash index.
+                .connect_with(
+                    (*pool.connect_options())
+                        .clone()
+                        .pragma("cache_size", "-16384"),
+                )
                 .await
                 .map_err(db_err("open"))?
         };
