@@ -21,6 +21,13 @@ fn l402(args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// `l402 get URL --wallet WALLET --data-dir HOME EXTRA…`
+fn get(url: &str, wallet: &str, home: &str, extra: &[&str]) -> Output {
+    let mut args = vec!["get", url, "--wallet", wallet, "--data-dir", home];
+    args.extend_from_slice(extra);
+    l402(&args)
+}
+
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
@@ -71,17 +78,7 @@ async fn get_pays_reuses_and_reports() {
     }
 
     // --json: one object; the token is reused, nothing paid.
-    let o = l402(&[
-        "get",
-        &url,
-        "--wallet",
-        &wallet,
-        "--data-dir",
-        home,
-        "--json",
-        "-H",
-        "X-Test: 1",
-    ]);
+    let o = get(&url, &wallet, home, &["--json", "-H", "X-Test: 1"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(v["status"], 200);
@@ -95,34 +92,24 @@ async fn get_pays_reuses_and_reports() {
 
     // -o writes a file; a download over the price limit is refused before paying (exit 10).
     let out = std::path::Path::new(home).join("big.bin");
-    let o = l402(&[
-        "get",
+    let o = get(
         &proxy.url("/big?mb=1"),
-        "--wallet",
         &wallet,
-        "--data-dir",
         home,
-        "-o",
-        out.to_str().unwrap(),
-    ]);
+        &["-o", out.to_str().unwrap()],
+    );
     assert_eq!(o.status.code(), Some(10), "{}", stderr(&o));
     assert!(
         stderr(&o).contains("exceeds the limit of 1000000 msat"),
         "{}",
         stderr(&o)
     );
-    let o = l402(&[
-        "get",
+    let o = get(
         &proxy.url("/big?mb=2"),
-        "--wallet",
         &wallet,
-        "--data-dir",
         home,
-        "-o",
-        out.to_str().unwrap(),
-        "--max-cost",
-        "2000",
-    ]);
+        &["-o", out.to_str().unwrap(), "--max-cost", "2000"],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(std::fs::metadata(&out).unwrap().len(), 2 * 1024 * 1024);
 
@@ -161,26 +148,10 @@ async fn exit_codes_name_what_went_wrong() {
         .unwrap()
         .local_addr()
         .unwrap();
-    let o = l402(&[
-        "get",
-        &format!("http://{closed}/x"),
-        "--wallet",
-        &wallet,
-        "--data-dir",
-        home,
-    ]);
+    let o = get(&format!("http://{closed}/x"), &wallet, home, &[]);
     assert_eq!(o.status.code(), Some(13), "{}", stderr(&o));
     // Challenge refused: the dev node's regtest invoice is not for a mainnet wallet.
-    let o = l402(&[
-        "get",
-        &url,
-        "--wallet",
-        &wallet,
-        "--data-dir",
-        home,
-        "--network",
-        "bitcoin",
-    ]);
+    let o = get(&url, &wallet, home, &["--network", "bitcoin"]);
     assert_eq!(o.status.code(), Some(14), "{}", stderr(&o));
     assert!(
         stderr(&o).contains("this wallet is on bitcoin"),
@@ -189,26 +160,11 @@ async fn exit_codes_name_what_went_wrong() {
     );
     // Payment failed: a wallet on another dev node has no route to this one.
     let other = Devnet::start().await;
-    let o = l402(&[
-        "get",
-        &url,
-        "--wallet",
-        &format!("devnode://{}/alice", other.addr),
-        "--data-dir",
-        home,
-    ]);
+    let o = get(&url, &format!("devnode://{}/alice", other.addr), home, &[]);
     assert_eq!(o.status.code(), Some(11), "{}", stderr(&o));
     assert!(stderr(&o).contains("no route"), "{}", stderr(&o));
     // Refused credential: revoke the token, forbid re-paying.
-    let o = l402(&[
-        "get",
-        &url,
-        "--wallet",
-        &wallet,
-        "--data-dir",
-        home,
-        "--json",
-    ]);
+    let o = get(&url, &wallet, home, &["--json"]);
     let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
     let hash = v["payment_hash"].as_str().unwrap().to_owned();
     let o = l402(&["tokens", "show", &hash, "--json", "--data-dir", home]);
@@ -223,15 +179,7 @@ async fn exit_codes_name_what_went_wrong() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let o = l402(&[
-        "get",
-        &url,
-        "--wallet",
-        &wallet,
-        "--data-dir",
-        home,
-        "--no-repay",
-    ]);
+    let o = get(&url, &wallet, home, &["--no-repay"]);
     assert_eq!(o.status.code(), Some(12), "{}", stderr(&o));
     assert!(
         stderr(&o).contains("refused the paid credential"),
@@ -239,15 +187,7 @@ async fn exit_codes_name_what_went_wrong() {
         stderr(&o)
     );
     // Allowed to re-pay: a new token is bought.
-    let o = l402(&[
-        "get",
-        &url,
-        "--wallet",
-        &wallet,
-        "--data-dir",
-        home,
-        "--json",
-    ]);
+    let o = get(&url, &wallet, home, &["--json"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(v["amount_paid_msat"], 21000);
@@ -335,16 +275,7 @@ async fn a_crash_between_paying_and_recording_never_pays_twice() {
     ));
 
     // The next run resumes: it asks the wallet, learns the preimage, and uses the token.
-    let o = l402(&[
-        "get",
-        &url,
-        "--wallet",
-        &wallet,
-        "--data-dir",
-        &home,
-        "--json",
-        "-v",
-    ]);
+    let o = get(&url, &wallet, &home, &["--json", "-v"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(
         stderr(&o).contains("looked up the earlier payment"),
@@ -375,15 +306,7 @@ async fn get_pays_our_proxy_through_lnbits() {
     let wallet = format!("lnbits://{}@{}", lnbits.payer.adminkey, lnbits.host_port());
     let url = proxy.url("/weather/lnbits");
     for paid in [21000, 0] {
-        let o = l402(&[
-            "get",
-            &url,
-            "--wallet",
-            &wallet,
-            "--data-dir",
-            home,
-            "--json",
-        ]);
+        let o = get(&url, &wallet, home, &["--json"]);
         assert!(o.status.success(), "{}", stderr(&o));
         let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
         assert_eq!(v["status"], 200);
@@ -496,15 +419,12 @@ async fn the_example_configs_work_with_the_embedded_dev_node() {
             .status(),
         200
     );
-    let o = l402(&[
-        "get",
+    let o = get(
         &proxy.url("/x"),
-        "--wallet",
         &wallet,
-        "--data-dir",
         home.to_str().unwrap(),
-        "--json",
-    ]);
+        &["--json"],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(v["status"], 200);

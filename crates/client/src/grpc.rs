@@ -188,12 +188,7 @@ where
             if !grpc_payment_required(&resp) {
                 return Ok(resp);
             }
-            let values: Vec<String> = resp
-                .headers()
-                .get_all(http::header::WWW_AUTHENTICATE)
-                .iter()
-                .filter_map(|v| v.to_str().ok().map(str::to_owned))
-                .collect();
+            let values = crate::challenge_values(resp.headers());
             let all = Challenge::parse_all(values.iter().map(String::as_str)).map_err(|e| {
                 BoxError::from(ClientError::Protocol {
                     reason: format!("payment required without a usable challenge: {e}"),

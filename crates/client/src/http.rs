@@ -109,7 +109,7 @@ impl crate::L402Client {
             b = b.body(body.clone());
         }
         b.send().await.map_err(|e| ClientError::Network {
-            reason: error_chain(&e),
+            reason: l402::error_chain(&e),
         })
     }
 
@@ -168,12 +168,7 @@ impl crate::L402Client {
                 payment: None,
             });
         }
-        let values: Vec<String> = resp
-            .headers()
-            .get_all(http::header::WWW_AUTHENTICATE)
-            .iter()
-            .filter_map(|v| v.to_str().ok().map(str::to_owned))
-            .collect();
+        let values = crate::challenge_values(resp.headers());
         let body = resp.bytes().await.unwrap_or_default();
         let all = Challenge::parse_all(values.iter().map(String::as_str)).map_err(|e| {
             ClientError::Protocol {
@@ -224,20 +219,6 @@ impl crate::L402Client {
     pub async fn resume(&self) -> Result<(usize, usize), ClientError> {
         self.payer.resume(None).await
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(inner) = cur {
-        let t = inner.to_string();
-        if !s.contains(&t) {
-            s.push_str(": ");
-            s.push_str(&t);
-        }
-        cur = inner.source();
-    }
-    s
 }
 
 #[cfg(test)]

@@ -265,3 +265,13 @@ impl Builder {
         })
     }
 }
+
+/// The `WWW-Authenticate` values of a response that are text (the others cannot hold a
+/// challenge), in order.
+fn challenge_values(headers: &::http::HeaderMap) -> Vec<String> {
+    headers
+        .get_all(::http::header::WWW_AUTHENTICATE)
+        .iter()
+        .filter_map(|v| v.to_str().ok().map(str::to_owned))
+        .collect()
+}

@@ -174,3 +174,52 @@ impl From<CaveatError> for Error {
         Error::Caveat(e)
     }
 }
+
+/// An error and its sources as one line, `outer: inner: …`, leaving out a source whose text the
+/// line already contains (many errors repeat their source's message).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(inner) = cur {
+        let t = inner.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        cur = inner.source();
+    }
+    s
+}
+
+#[cfg(test)]
+mod chain_tests {
+    use super::error_chain;
+
+    #[derive(Debug)]
+    struct E(&'static str, Option<Box<E>>);
+    impl std::fmt::Display for E {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+    impl std::error::Error for E {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.1.as_deref().map(|e| e as _)
+        }
+    }
+
+    #[test]
+    fn sources_are_appended_once() {
+        let e = E(
+            "request failed: connection refused",
+            Some(Box::new(E(
+                "connection refused",
+                Some(Box::new(E("os error 111", None))),
+            ))),
+        );
+        assert_eq!(
+            error_chain(&e),
+            "request failed: connection refused: os error 111"
+        );
+    }
+}

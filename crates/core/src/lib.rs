@@ -60,7 +60,7 @@ pub use caveat::{
 };
 pub use challenge::{Challenge, ChallengeFormat, Scheme};
 pub use credential::{Credential, CredentialForm, HEX_HEADERS, MAX_MACAROONS};
-pub use error::Error;
+pub use error::{Error, error_chain};
 pub use identifier::Identifier;
 pub use l402_macaroon as macaroon;
 pub use mint::{DEFAULT_LOCATION, TokenSpec, mint};

@@ -116,22 +116,8 @@ pub fn transport_error(
     } else {
         ErrorKind::Unavailable
     };
-    let detail = error_chain(&e);
+    let detail = l402::error_chain(&e);
     BackendError::new(kind, backend, call, detail).with_source(e)
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(inner) = cur {
-        let t = inner.to_string();
-        if !s.contains(&t) {
-            s.push_str(": ");
-            s.push_str(&t);
-        }
-        cur = inner.source();
-    }
-    s
 }
 
 /// The default mapping of an unsuccessful HTTP status: 401/403 `Unauthorized`, 404 `NotFound`,

@@ -6,8 +6,9 @@
 //! lnd's `tls.cert`, and has two macaroon files (`admin.macaroon`: everything;
 //! `invoice.macaroon`: `invoices:read`/`invoices:write` only).
 //!
-//! What it mirrors (facts from lnd 0.18–0.21 and grpc-gateway v2, see /work/notes/backends.md §1;
-//! the handlers in `api.rs` and `payments.rs` name the lnd function each one copies):
+//! What it mirrors (facts from lnd 0.18–0.21's API reference and grpc-gateway v2's behaviour;
+//! the handlers in `api.rs` and `payments.rs` name the lnd function whose behaviour each one
+//! reproduces):
 //!
 //! * auth: the `Grpc-Metadata-macaroon` header, hex; failures are plain Go errors (gRPC code 2,
 //!   HTTP 500) with lnd's messages; for streaming calls they come in the `{"error": …}` envelope;
