@@ -160,8 +160,7 @@ impl AsyncRead for ParkingIo {
             let before = buf.filled().len();
             match this.stream.try_read_buf(buf) {
                 Ok(_) => {
-                    let tail = this.tail;
-                    this.tail = tail_after(tail, &buf.filled()[before..]);
+                    this.tail = tail_after(this.tail, &buf.filled()[before..]);
                     return Poll::Ready(Ok(()));
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
