@@ -475,7 +475,7 @@ if [ "$MODE" = --perf ]; then
   fi
   pin "$LOAD_CPU" wrk -t1 -c"$CONNS" -d2s "${wrk_h[@]}" "http://127.0.0.1:$P_ON/forecast" >/dev/null
   wait_quiet
-  perf record -F 4999 -o "$RUN/perf.data" -p "$PID_P" -- sleep "$PROFILE_SECONDS" >/dev/null 2>&1 &
+  perf record -F 4999 ${PERF_CALLGRAPH:+--call-graph "$PERF_CALLGRAPH"} -o "$RUN/perf.data" -p "$PID_P" -- sleep "$PROFILE_SECONDS" >/dev/null 2>&1 &
   PERF_PID=$!
   pin "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"${PROFILE_SECONDS}s" "${wrk_h[@]}" \
     "http://127.0.0.1:$P_ON/forecast" >"$RUN/wrk-perf.txt"

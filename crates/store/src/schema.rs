@@ -1,51 +1,78 @@
 //! The schema, the same on both databases apart from the binary column type.
 //!
 //! ```text
-//! l402_root_keys  key_id (sha256 of the identifier) -> root_key          secrets, apart
-//! l402_tokens     token_id, key_id, payment_hash, service, price_msat,   everything else
-//!                 invoice, created_at, invoice_expires_at, paid_at, revoked_at
-//! l402_schema     version
+//! l402_tokens   key_id (sha256 of the identifier) -> token_id, root_key (NULL once revoked),
+//!               payment_hash, service, price_msat, invoice, created_at, invoice_expires_at,
+//!               paid_at, revoked_at
+//! l402_schema   version
 //! ```
+//!
+//! One row per token, root key included: minting writes one row, so one random page (the
+//! key-id index) per token; token ids are time-ordered, so their index and the two time indexes
+//! grow at their ends. Version 1 kept the root keys in a table of their own and indexed the
+//! payment hash too — four random pages per token; opening a version-1 database moves it to
+//! version 2 in one transaction.
 
 use l402::StoreError;
 
 use crate::db::{Db, Ph, map_err};
 
 /// The schema version this build writes and understands.
-pub(crate) const VERSION: i64 = 1;
+pub(crate) const VERSION: i64 = 2;
 
-fn ddl(blob: &str) -> Vec<String> {
-    vec![
-        "CREATE TABLE IF NOT EXISTS l402_schema (version BIGINT NOT NULL)".into(),
-        format!(
-            "CREATE TABLE IF NOT EXISTS l402_root_keys (
-                key_id {blob} PRIMARY KEY,
-                root_key {blob} NOT NULL
-            )"
-        ),
-        format!(
-            "CREATE TABLE IF NOT EXISTS l402_tokens (
-                token_id {blob} PRIMARY KEY,
-                key_id {blob} NOT NULL UNIQUE,
-                payment_hash {blob} NOT NULL,
-                service TEXT NOT NULL,
-                price_msat BIGINT NOT NULL,
-                invoice TEXT NOT NULL,
-                created_at BIGINT NOT NULL,
-                invoice_expires_at BIGINT NOT NULL,
-                paid_at BIGINT,
-                revoked_at BIGINT
-            )"
-        ),
-        "CREATE INDEX IF NOT EXISTS l402_tokens_unpaid ON l402_tokens (invoice_expires_at)
-            WHERE paid_at IS NULL AND revoked_at IS NULL"
-            .into(),
-        "CREATE INDEX IF NOT EXISTS l402_tokens_payment_hash ON l402_tokens (payment_hash)".into(),
-        "CREATE INDEX IF NOT EXISTS l402_tokens_created ON l402_tokens (created_at)".into(),
-    ]
+fn tokens_table(name: &str, blob: &str) -> String {
+    format!(
+        "CREATE TABLE {name} (
+            key_id {blob} PRIMARY KEY,
+            token_id {blob} NOT NULL UNIQUE,
+            root_key {blob},
+            payment_hash {blob} NOT NULL,
+            service TEXT NOT NULL,
+            price_msat BIGINT NOT NULL,
+            invoice TEXT NOT NULL,
+            created_at BIGINT NOT NULL,
+            invoice_expires_at BIGINT NOT NULL,
+            paid_at BIGINT,
+            revoked_at BIGINT
+        )"
+    )
 }
 
-/// Creates the schema if missing and refuses a database written by a newer build.
+const TOKEN_INDEXES: [&str; 2] = [
+    "CREATE INDEX l402_tokens_unpaid ON l402_tokens (invoice_expires_at)
+        WHERE paid_at IS NULL AND revoked_at IS NULL",
+    "CREATE INDEX l402_tokens_created ON l402_tokens (created_at)",
+];
+
+/// A fresh database.
+fn create(blob: &str) -> Vec<String> {
+    let mut out = vec![tokens_table("l402_tokens", blob)];
+    out.extend(TOKEN_INDEXES.iter().map(|s| s.to_string()));
+    out
+}
+
+/// Version 1 → 2: the root keys move into the token rows (a revoked token's key was deleted:
+/// its row gets NULL), the payment-hash index goes.
+fn upgrade_from_1(blob: &str) -> Vec<String> {
+    let mut out = vec![
+        tokens_table("l402_tokens_v2", blob),
+        "INSERT INTO l402_tokens_v2 (key_id, token_id, root_key, payment_hash, service, price_msat,
+                invoice, created_at, invoice_expires_at, paid_at, revoked_at)
+            SELECT t.key_id, t.token_id, r.root_key, t.payment_hash, t.service, t.price_msat,
+                t.invoice, t.created_at, t.invoice_expires_at, t.paid_at, t.revoked_at
+            FROM l402_tokens t LEFT JOIN l402_root_keys r ON r.key_id = t.key_id"
+            .into(),
+        "DROP TABLE l402_root_keys".into(),
+        "DROP TABLE l402_tokens".into(),
+        "ALTER TABLE l402_tokens_v2 RENAME TO l402_tokens".into(),
+    ];
+    out.extend(TOKEN_INDEXES.iter().map(|s| s.to_string()));
+    out.push(format!("UPDATE l402_schema SET version = {VERSION}"));
+    out
+}
+
+/// Creates the schema if missing, upgrades an older one, and refuses a database written by a
+/// newer build.
 pub(crate) async fn migrate(db: &Db) -> Result<(), StoreError> {
     let e = map_err("migrate");
     crate::db::on_db!(db, |pool, ph| {
@@ -53,7 +80,7 @@ pub(crate) async fn migrate(db: &Db) -> Result<(), StoreError> {
         let blob = match ph {
             Ph::Question => "BLOB",
             Ph::Dollar => {
-                // Several instances may start at once: serialise schema creation.
+                // Several instances may start at once: serialise schema changes.
                 sqlx::query("SELECT pg_advisory_xact_lock(4020402)")
                     .execute(&mut *tx)
                     .await
@@ -61,33 +88,44 @@ pub(crate) async fn migrate(db: &Db) -> Result<(), StoreError> {
                 "BYTEA"
             }
         };
-        for stmt in ddl(blob) {
-            sqlx::query(sqlx::AssertSqlSafe(stmt))
-                .execute(&mut *tx)
-                .await
-                .map_err(&e)?;
-        }
-        let v: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM l402_schema")
+        sqlx::query("CREATE TABLE IF NOT EXISTS l402_schema (version BIGINT NOT NULL)")
+            .execute(&mut *tx)
+            .await
+            .map_err(&e)?;
+        let found: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM l402_schema")
             .fetch_one(&mut *tx)
             .await
             .map_err(&e)?;
-        check_version(v)?;
-        if v.is_none() {
-            sqlx::query(ph.sql("INSERT INTO l402_schema (version) VALUES (?)"))
-                .bind(VERSION)
+        let steps = match found {
+            None => {
+                let mut steps = create(blob);
+                steps.push(format!(
+                    "INSERT INTO l402_schema (version) VALUES ({VERSION})"
+                ));
+                steps
+            }
+            Some(1) => {
+                tracing::info!("upgrading the token store from schema version 1 to {VERSION}");
+                upgrade_from_1(blob)
+            }
+            Some(VERSION) => Vec::new(),
+            Some(v) if v > VERSION => {
+                return Err(StoreError::permanent(format!(
+                    "the database has schema version {v}, newer than this build understands ({VERSION}); upgrade l402"
+                )));
+            }
+            Some(v) => {
+                return Err(StoreError::permanent(format!(
+                    "the database has schema version {v}, which no build of l402 wrote"
+                )));
+            }
+        };
+        for stmt in steps {
+            sqlx::query(sqlx::AssertSqlSafe(stmt))
                 .execute(&mut *tx)
                 .await
                 .map_err(&e)?;
         }
         tx.commit().await.map_err(&e)
     })
-}
-
-fn check_version(found: Option<i64>) -> Result<(), StoreError> {
-    match found {
-        Some(v) if v > VERSION => Err(StoreError::permanent(format!(
-            "the database has schema version {v}, newer than this build understands ({VERSION}); upgrade l402"
-        ))),
-        _ => Ok(()),
-    }
 }

@@ -39,9 +39,15 @@ fn record_for(hash: l402::PaymentHash, invoice: String, expires_in: i64) -> Toke
     }
 }
 
-/// A database URL for one test, and a way to open another handle on the same database.
+/// A database URL for one test, and raw SQL on it.
 trait Backend {
     fn url() -> String;
+    /// The binary column type.
+    const BLOB: &str;
+    /// A binary literal.
+    fn blob(bytes: &[u8]) -> String;
+    /// Runs statements outside the store, in order.
+    async fn run(url: &str, statements: &[String]);
 }
 
 struct Sqlite;
@@ -50,6 +56,23 @@ impl Backend for Sqlite {
         let dir = tempfile::tempdir().unwrap().keep();
         format!("sqlite://{}", dir.join("l402.db").display())
     }
+    const BLOB: &str = "BLOB";
+    fn blob(bytes: &[u8]) -> String {
+        format!("X'{}'", hex::encode(bytes))
+    }
+    async fn run(url: &str, statements: &[String]) {
+        let options: sqlx::sqlite::SqliteConnectOptions = url.parse().unwrap();
+        let pool = sqlx::SqlitePool::connect_with(options.create_if_missing(true))
+            .await
+            .unwrap();
+        for s in statements {
+            sqlx::query(sqlx::AssertSqlSafe(s.as_str()))
+                .execute(&pool)
+                .await
+                .unwrap_or_else(|e| panic!("{s}: {e}"));
+        }
+        pool.close().await;
+    }
 }
 
 struct Postgres;
@@ -57,6 +80,126 @@ impl Backend for Postgres {
     fn url() -> String {
         l402_test::postgres::fresh_database()
     }
+    const BLOB: &str = "BYTEA";
+    fn blob(bytes: &[u8]) -> String {
+        format!("'\\x{}'::bytea", hex::encode(bytes))
+    }
+    async fn run(url: &str, statements: &[String]) {
+        let pool = sqlx::PgPool::connect(url).await.unwrap();
+        for s in statements {
+            sqlx::query(sqlx::AssertSqlSafe(s.as_str()))
+                .execute(&pool)
+                .await
+                .unwrap_or_else(|e| panic!("{s}: {e}"));
+        }
+        pool.close().await;
+    }
+}
+
+/// A database as schema version 1 left it (root keys in a table of their own), holding a paid
+/// token, an unpaid one and a revoked one (whose root key version 1 deleted); then the current
+/// build opens it.
+async fn a_version_1_database_is_upgraded<B: Backend>() {
+    let url = B::url();
+    let blob = B::BLOB;
+    let (paid, unpaid, revoked) = (record(3600), record(3600), record(-10));
+    let mut sql = vec![
+        "CREATE TABLE l402_schema (version BIGINT NOT NULL)".to_string(),
+        "INSERT INTO l402_schema (version) VALUES (1)".into(),
+        format!("CREATE TABLE l402_root_keys (key_id {blob} PRIMARY KEY, root_key {blob} NOT NULL)"),
+        format!(
+            "CREATE TABLE l402_tokens (token_id {blob} PRIMARY KEY, key_id {blob} NOT NULL UNIQUE,
+                payment_hash {blob} NOT NULL, service TEXT NOT NULL, price_msat BIGINT NOT NULL,
+                invoice TEXT NOT NULL, created_at BIGINT NOT NULL, invoice_expires_at BIGINT NOT NULL,
+                paid_at BIGINT, revoked_at BIGINT)"
+        ),
+        "CREATE INDEX l402_tokens_unpaid ON l402_tokens (invoice_expires_at)
+            WHERE paid_at IS NULL AND revoked_at IS NULL"
+            .into(),
+        "CREATE INDEX l402_tokens_payment_hash ON l402_tokens (payment_hash)".into(),
+        "CREATE INDEX l402_tokens_created ON l402_tokens (created_at)".into(),
+    ];
+    for (r, paid_at, revoked_at) in [
+        (&paid, "100", "NULL"),
+        (&unpaid, "NULL", "NULL"),
+        (&revoked, "NULL", "200"),
+    ] {
+        if revoked_at == "NULL" {
+            sql.push(format!(
+                "INSERT INTO l402_root_keys VALUES ({}, {})",
+                B::blob(r.key_id.as_bytes()),
+                B::blob(r.root_key.as_bytes())
+            ));
+        }
+        sql.push(format!(
+            "INSERT INTO l402_tokens VALUES ({}, {}, {}, '{}', {}, '{}', {}, {}, {paid_at}, {revoked_at})",
+            B::blob(r.token_id.as_bytes()),
+            B::blob(r.key_id.as_bytes()),
+            B::blob(r.payment_hash.as_bytes()),
+            r.service,
+            r.price.as_u64(),
+            r.invoice,
+            r.created_at,
+            r.invoice_expires_at,
+        ));
+    }
+    B::run(&url, &sql).await;
+
+    let store = Store::connect(&url)
+        .await
+        .expect("a version-1 database opens");
+    assert_eq!(
+        store.root_key(&paid.key_id).await.unwrap(),
+        Some(paid.root_key.clone()),
+        "a paid token keeps working"
+    );
+    assert_eq!(
+        store.root_key(&unpaid.key_id).await.unwrap(),
+        Some(unpaid.root_key.clone())
+    );
+    assert_eq!(
+        store.root_key(&revoked.key_id).await.unwrap(),
+        None,
+        "a revoked token stays revoked"
+    );
+    let info = store.token(&paid.token_id).await.unwrap().unwrap();
+    assert_eq!(
+        (info.key_id, info.payment_hash, info.paid_at, info.invoice),
+        (
+            paid.key_id,
+            paid.payment_hash,
+            Some(100),
+            paid.invoice.clone()
+        )
+    );
+    assert_eq!(
+        store
+            .token(&revoked.token_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at,
+        Some(200)
+    );
+    let stats = store.stats().await.unwrap();
+    assert_eq!((stats.tokens, stats.paid, stats.revoked), (3, 1, 1));
+    // The store works as usual afterwards, and opening it again changes nothing.
+    let fresh = record(3600);
+    store.insert(fresh.clone()).await.unwrap();
+    drop(store);
+    let store = Store::connect(&url).await.unwrap();
+    assert_eq!(
+        store.root_key(&fresh.key_id).await.unwrap(),
+        Some(fresh.root_key)
+    );
+    assert_eq!(store.stats().await.unwrap().tokens, 4);
+    drop(store);
+    // The old table is gone (creating it again succeeds), so no root key is left behind in it.
+    B::run(
+        &url,
+        &[format!("CREATE TABLE l402_root_keys (key_id {blob})")],
+    )
+    .await;
 }
 
 async fn insert_and_get<B: Backend>() {
@@ -288,6 +431,10 @@ macro_rules! suite {
             #[tokio::test]
             async fn cleanup_asks_the_issuer_first() {
                 super::cleanup_asks_the_issuer_first::<$b>().await
+            }
+            #[tokio::test]
+            async fn a_version_1_database_is_upgraded() {
+                super::a_version_1_database_is_upgraded::<$b>().await
             }
         }
     };

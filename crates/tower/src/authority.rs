@@ -78,6 +78,13 @@ fn now_secs() -> i64 {
         .unwrap_or(0)
 }
 
+fn now_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
 impl<I, K> Authority<I, K>
 where
     I: InvoiceIssuer + 'static,
@@ -311,7 +318,7 @@ where
                 unavailable("the Lightning backend cannot issue an invoice")
             })?;
         let root_key = RootKey::generate();
-        let id = Identifier::new(invoice.payment_hash, TokenId::random());
+        let id = Identifier::new(invoice.payment_hash, TokenId::time_ordered(now_millis()));
         let macaroon = mint(&root_key, &id, &o.location, &caveats);
         let record = TokenRecord {
             key_id: id.key_id(),
