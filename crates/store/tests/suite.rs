@@ -39,6 +39,20 @@ fn record_for(hash: l402::PaymentHash, invoice: String, expires_in: i64) -> Toke
     }
 }
 
+/// Runs `statements` in order on `pool` (of either database), then closes it.
+macro_rules! execute_all {
+    ($pool:expr, $statements:expr) => {{
+        let pool = $pool;
+        for s in $statements {
+            sqlx::query(sqlx::AssertSqlSafe(s.as_str()))
+                .execute(&pool)
+                .await
+                .unwrap_or_else(|e| panic!("{s}: {e}"));
+        }
+        pool.close().await;
+    }};
+}
+
 /// A database URL for one test, and raw SQL on it.
 trait Backend {
     fn url() -> String;
@@ -65,13 +79,7 @@ impl Backend for Sqlite {
         let pool = sqlx::SqlitePool::connect_with(options.create_if_missing(true))
             .await
             .unwrap();
-        for s in statements {
-            sqlx::query(sqlx::AssertSqlSafe(s.as_str()))
-                .execute(&pool)
-                .await
-                .unwrap_or_else(|e| panic!("{s}: {e}"));
-        }
-        pool.close().await;
+        execute_all!(pool, statements);
     }
 }
 
@@ -86,13 +94,7 @@ impl Backend for Postgres {
     }
     async fn run(url: &str, statements: &[String]) {
         let pool = sqlx::PgPool::connect(url).await.unwrap();
-        for s in statements {
-            sqlx::query(sqlx::AssertSqlSafe(s.as_str()))
-                .execute(&pool)
-                .await
-                .unwrap_or_else(|e| panic!("{s}: {e}"));
-        }
-        pool.close().await;
+        execute_all!(pool, statements);
     }
 }
 
