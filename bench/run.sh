@@ -9,7 +9,8 @@
 #                             (PROFILE_TARGET=off: the auth-off path, for the difference;
 #                             PROFILE_TARGET=mint: every request mints a challenge)
 #   bench/run.sh --perf       a native perf profile (user + kernel) of the same paths under full
-#                             load: bench/results/perf-<target>-*.txt
+#                             load: bench/results/perf-<target>-*.txt (PERF_CALLGRAPH=dwarf,32768
+#                             records call stacks too; the raw data stays in target/bench-run)
 #   bench/run.sh --massif     the heap of the verified proxy holding MASSIF_CONNS (2000) idle
 #                             connections, under massif: bench/results/massif-summary.txt
 #                             (the full tree in target/bench-profiles/massif-idle.txt)

@@ -258,13 +258,9 @@ impl Db {
     pub(crate) async fn dedicated_writer(&self) -> Result<Db, StoreError> {
         match self {
             Db::Sqlite(pool, None) => {
-                // Checkpoints every 8000 pages (32 MiB of WAL) instead of 1000: a page written
-                // by many commits in between is copied to the database once, not eight times.
                 // The page cache stays at SQLite's default (2 MiB): a larger one measured slower,
                 // as every commit walks the whole cache's hash table (`pcache1TruncateUnsafe`).
-                let options = (*pool.connect_options())
-                    .clone()
-                    .pragma("wal_autocheckpoint", "8000");
+                let options = (*pool.connect_options()).clone();
                 let writer = SqlitePoolOptions::new()
                     .max_connections(1)
                     .idle_timeout(None)
@@ -294,6 +290,10 @@ impl Db {
             .busy_timeout(Duration::from_secs(5))
             // A revoked token's root key is overwritten on its page, not just unlinked.
             .pragma("secure_delete", "fast")
+            // Checkpoints every 8000 pages (32 MiB of WAL) instead of 1000: a page written by
+            // many commits in between is copied to the database once, not eight times. Set on
+            // every connection: any connection that commits past the limit checkpoints.
+            .pragma("wal_autocheckpoint", "8000")
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
@@ -604,6 +604,67 @@ async fn listen(pool: PgPool, out: broadcast::Sender<Revocation>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn record() -> TokenRecord {
+        let id = l402::Identifier::new(
+            l402::Preimage::random().payment_hash(),
+            TokenId::time_ordered(1),
+        );
+        TokenRecord {
+            key_id: id.key_id(),
+            root_key: RootKey::generate(),
+            token_id: *id.token_id(),
+            payment_hash: *id.payment_hash(),
+            service: "s".into(),
+            price: Msat::from_sat(1),
+            invoice: "lnbcrt1".into(),
+            created_at: 1,
+            invoice_expires_at: 2,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_batch_larger_than_one_statement_is_written_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::sqlite_file(&dir.path().join("t.db")).await.unwrap();
+        crate::schema::migrate(&db).await.unwrap();
+        let records: Vec<TokenRecord> = (0..250).map(|_| record()).collect();
+        db.insert_batch(&records.iter().collect::<Vec<_>>())
+            .await
+            .unwrap();
+        for r in &records {
+            assert_eq!(
+                db.root_key(&r.key_id).await.unwrap(),
+                Some(r.root_key.clone())
+            );
+        }
+        // One bad row (a key id already stored) fails the whole batch: nothing half-written.
+        let mut again: Vec<TokenRecord> = (0..150).map(|_| record()).collect();
+        again[120] = records[0].clone();
+        assert!(
+            db.insert_batch(&again.iter().collect::<Vec<_>>())
+                .await
+                .is_err()
+        );
+        assert_eq!(db.root_key(&again[0].key_id).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn every_connection_of_a_file_checkpoints_at_the_same_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::sqlite_file(&dir.path().join("t.db")).await.unwrap();
+        let writer = db.dedicated_writer().await.unwrap();
+        for d in [&db, &writer] {
+            let Db::Sqlite(pool, _) = d else {
+                unreachable!("an SQLite file")
+            };
+            let pages: i64 = sqlx::query_scalar("PRAGMA wal_autocheckpoint")
+                .fetch_one(pool)
+                .await
+                .unwrap();
+            assert_eq!(pages, 8000);
+        }
+    }
 
     #[tokio::test]
     async fn an_in_memory_database_outlives_the_pools_connection() {

@@ -205,7 +205,11 @@ impl DevNode {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(5));
+            .busy_timeout(Duration::from_secs(5))
+            // Checkpoints every 8000 pages instead of 1000, on every connection (whichever
+            // commits past the limit checkpoints): hot pages are copied to the database once per
+            // checkpoint, so less often is less.
+            .pragma("wal_autocheckpoint", "8000");
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options)
@@ -289,14 +293,9 @@ impl DevNode {
                 .max_connections(1)
                 .idle_timeout(None)
                 .max_lifetime(None)
-                // Checkpoints every 8000 pages instead of 1000: hot pages are copied to the
-                // database once per checkpoint, so less often is less. (The page cache stays at
-                // SQLite's 2 MiB: a larger one measured slower, every commit walks all of it.)
-                .connect_with(
-                    (*pool.connect_options())
-                        .clone()
-                        .pragma("wal_autocheckpoint", "8000"),
-                )
+                // The page cache stays at SQLite's 2 MiB: a larger one measured slower, as every
+                // commit walks all of it.
+                .connect_with((*pool.connect_options()).clone())
                 .await
                 .map_err(db_err("open"))?
         };
