@@ -27,6 +27,7 @@ mod handler;
 mod limits;
 pub mod ops;
 mod park;
+mod pool;
 mod pricer;
 mod route;
 mod server;

@@ -17,6 +17,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use l402::VerifiedToken;
 
 use crate::config::{ServiceConfig, UpstreamProtocol};
+use crate::pool::H1Pool;
 
 /// Errors carried by response bodies.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -64,7 +65,11 @@ pub(crate) fn local_response(status: StatusCode, message: &str, grpc: bool) -> R
 }
 
 enum Pool {
-    Plain(Client<HttpConnector, Incoming>),
+    /// Plaintext HTTP/1.1: our own pool (see [`crate::pool`]).
+    H1(H1Pool),
+    /// h2c: one multiplexed connection, through hyper-util's client.
+    H2c(Client<HttpConnector, Incoming>),
+    /// TLS, HTTP/2 or HTTP/1.1 by ALPN.
     Tls(Client<HttpsConnector<HttpConnector>, Incoming>),
 }
 
@@ -115,8 +120,10 @@ impl Upstream {
         let mut builder = Client::builder(TokioExecutor::new());
         builder.pool_idle_timeout(Duration::from_secs(90));
         let pool = match s.protocol {
-            UpstreamProtocol::Http => Pool::Plain(builder.build(http)),
-            UpstreamProtocol::H2c => Pool::Plain(builder.http2_only(true).build(http)),
+            UpstreamProtocol::Http => {
+                Pool::H1(H1Pool::new(&s.upstream_authority, s.upstream_timeout)?)
+            }
+            UpstreamProtocol::H2c => Pool::H2c(builder.http2_only(true).build(http)),
             UpstreamProtocol::Https => {
                 let tls = tls_config(s.upstream_ca.as_deref())?;
                 let https = hyper_rustls::HttpsConnectorBuilder::new()
@@ -139,6 +146,19 @@ impl Upstream {
             headers: s.headers.clone(),
             pool,
         })
+    }
+
+    /// The request target for an HTTP/1.1 upstream: origin-form (`/path?query`), under the
+    /// upstream's base path. `None`: the request's own target already is that.
+    fn origin_form(&self, uri: &Uri) -> Result<Option<Uri>, http::Error> {
+        if self.base_path.is_empty() && uri.scheme().is_none() && uri.authority().is_none() {
+            return Ok(None);
+        }
+        let pq = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+        Uri::builder()
+            .path_and_query(format!("{}{pq}", self.base_path))
+            .build()
+            .map(Some)
     }
 
     fn target(&self, uri: &Uri) -> Result<Uri, http::Error> {
@@ -173,8 +193,13 @@ impl Upstream {
             Some(a) => HeaderValue::from_str(a.as_str()).ok(),
             None => req.headers().get(header::HOST).cloned(),
         };
-        match self.target(req.uri()) {
-            Ok(u) => *req.uri_mut() = u,
+        let target = match &self.pool {
+            Pool::H1(_) => self.origin_form(req.uri()),
+            _ => self.target(req.uri()).map(Some),
+        };
+        match target {
+            Ok(Some(u)) => *req.uri_mut() = u,
+            Ok(None) => {}
             Err(e) => {
                 return local_response(
                     StatusCode::BAD_REQUEST,
@@ -193,9 +218,22 @@ impl Upstream {
             req.headers_mut().insert(k.clone(), v.clone());
         }
 
-        let sent = match &self.pool {
-            Pool::Plain(c) => tokio::time::timeout(self.timeout, c.request(req)).await,
-            Pool::Tls(c) => tokio::time::timeout(self.timeout, c.request(req)).await,
+        let sent: Result<Result<Response<Body>, BoxError>, _> = match &self.pool {
+            Pool::H1(p) => {
+                req.headers_mut().insert(header::HOST, p.host().clone());
+                tokio::time::timeout(self.timeout, p.send(req, upgrade))
+                    .await
+                    .map(|r| match r {
+                        Ok(resp) => Ok(resp.map(|b| b.map_err(BoxError::from).boxed_unsync())),
+                        Err(e) => Err(BoxError::from(e)),
+                    })
+            }
+            Pool::H2c(c) => tokio::time::timeout(self.timeout, c.request(req))
+                .await
+                .map(boxed),
+            Pool::Tls(c) => tokio::time::timeout(self.timeout, c.request(req))
+                .await
+                .map(boxed),
         };
         let mut resp = match sent {
             Err(_) => {
@@ -210,7 +248,7 @@ impl Upstream {
                 );
             }
             Ok(Err(e)) => {
-                tracing::warn!(service = meta.service_name(), error = %e, source = ?std::error::Error::source(&e), "upstream request failed");
+                tracing::warn!(service = meta.service_name(), error = %e, source = ?std::error::Error::source(&*e), "upstream request failed");
                 return local_response(
                     StatusCode::BAD_GATEWAY,
                     &format!("upstream of {} is unreachable", meta.service_name()),
@@ -240,7 +278,17 @@ impl Upstream {
         } else {
             strip_hop_by_hop(resp.headers_mut(), false);
         }
-        resp.map(|b| b.map_err(BoxError::from).boxed_unsync())
+        resp
+    }
+}
+
+/// A hyper-util client's answer with its body boxed.
+fn boxed(
+    r: Result<Response<Incoming>, hyper_util::client::legacy::Error>,
+) -> Result<Response<Body>, BoxError> {
+    match r {
+        Ok(resp) => Ok(resp.map(|b| b.map_err(BoxError::from).boxed_unsync())),
+        Err(e) => Err(BoxError::from(e)),
     }
 }
 
