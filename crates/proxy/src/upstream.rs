@@ -228,12 +228,19 @@ impl Upstream {
                         Err(e) => Err(BoxError::from(e)),
                     })
             }
-            Pool::H2c(c) => tokio::time::timeout(self.timeout, c.request(req))
-                .await
-                .map(boxed),
-            Pool::Tls(c) => tokio::time::timeout(self.timeout, c.request(req))
-                .await
-                .map(boxed),
+            Pool::H2c(c) => {
+                // hyper-util's client writes the authority of the target URI.
+                req.headers_mut().remove(header::HOST);
+                tokio::time::timeout(self.timeout, c.request(req))
+                    .await
+                    .map(boxed)
+            }
+            Pool::Tls(c) => {
+                req.headers_mut().remove(header::HOST);
+                tokio::time::timeout(self.timeout, c.request(req))
+                    .await
+                    .map(boxed)
+            }
         };
         let mut resp = match sent {
             Err(_) => {
@@ -341,9 +348,42 @@ const X_L402_TOKEN_ID: HeaderName = HeaderName::from_static("x-l402-token-id");
 const X_L402_TIER: HeaderName = HeaderName::from_static("x-l402-tier");
 const X_L402_CAPABILITIES: HeaderName = HeaderName::from_static("x-l402-capabilities");
 
+/// Which headers a scan of a header map found (one pass over the names instead of a hashed
+/// lookup for each header that is usually absent).
+#[derive(Default)]
+struct Seen {
+    /// A hop-by-hop header, `Connection` or `Upgrade`.
+    hop: bool,
+    /// `X-Forwarded-For`.
+    forwarded_for: bool,
+    /// One of the `X-L402-*` headers only the proxy may set.
+    l402: bool,
+}
+
+fn scan(headers: &HeaderMap) -> Seen {
+    let mut seen = Seen::default();
+    for name in headers.keys() {
+        if HOP_BY_HOP.contains(name) || name == header::UPGRADE {
+            seen.hop = true;
+        } else if name == X_FORWARDED_FOR {
+            seen.forwarded_for = true;
+        } else if name == X_L402_TOKEN_ID || name == X_L402_TIER || name == X_L402_CAPABILITIES {
+            seen.l402 = true;
+        }
+    }
+    seen
+}
+
 /// Removes hop-by-hop headers (and those the `Connection` header names). An upgrade keeps
 /// `Connection: upgrade` and `Upgrade`.
 fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
+    if scan(headers).hop {
+        strip_found_hop_by_hop(headers, upgrade);
+    }
+}
+
+/// [`strip_hop_by_hop`] once a scan found at least one (an upgrade always has `Connection`).
+fn strip_found_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
     if headers.contains_key(header::CONNECTION) {
         let named: Vec<HeaderName> = headers
             .get_all(header::CONNECTION)
@@ -367,8 +407,33 @@ fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
     }
 }
 
+/// `ip` as text, without the formatting machinery for the common IPv4 case.
+fn ip_text(ip: std::net::IpAddr, out: &mut Vec<u8>) {
+    match ip {
+        std::net::IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                if octet >= 100 {
+                    out.push(b'0' + octet / 100);
+                }
+                if octet >= 10 {
+                    out.push(b'0' + octet / 10 % 10);
+                }
+                out.push(b'0' + octet % 10);
+            }
+        }
+        std::net::IpAddr::V6(v6) => {
+            use std::io::Write;
+            let _ = write!(out, "{v6}");
+        }
+    }
+}
+
 /// Request headers for the upstream: hop-by-hop removed (gRPC keeps `te: trailers`), forwarding
 /// headers added, L402 headers set from the verified token (client-sent copies removed first).
+/// `Host` is left for the caller (the upstream's own, or none for hyper-util to fill in).
 fn prepare_request_headers(
     headers: &mut HeaderMap,
     upgrade: bool,
@@ -376,16 +441,26 @@ fn prepare_request_headers(
     original_host: Option<HeaderValue>,
     meta: &ForwardMeta<'_>,
 ) {
-    strip_hop_by_hop(headers, upgrade);
+    let seen = scan(headers);
+    if seen.hop || upgrade {
+        strip_found_hop_by_hop(headers, upgrade);
+    }
     if grpc {
         headers.insert(header::TE, HeaderValue::from_static("trailers"));
     }
-    headers.remove(header::HOST);
-    let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(prev) => HeaderValue::from_str(&format!("{prev}, {}", meta.peer)),
-        None => HeaderValue::from_str(&meta.peer.to_string()),
-    };
-    if let Ok(v) = xff {
+    let mut xff = Vec::with_capacity(48);
+    if seen.forwarded_for {
+        // Every earlier hop, in order, then ours.
+        for v in headers.get_all(&X_FORWARDED_FOR) {
+            if !xff.is_empty() {
+                xff.extend_from_slice(b", ");
+            }
+            xff.extend_from_slice(v.as_bytes());
+        }
+        xff.extend_from_slice(b", ");
+    }
+    ip_text(meta.peer, &mut xff);
+    if let Ok(v) = HeaderValue::from_bytes(&xff) {
         headers.insert(X_FORWARDED_FOR, v);
     }
     headers.insert(
@@ -395,9 +470,11 @@ fn prepare_request_headers(
     if let Some(h) = original_host {
         headers.insert(X_FORWARDED_HOST, h);
     }
-    headers.remove(&X_L402_TOKEN_ID);
-    headers.remove(&X_L402_TIER);
-    headers.remove(&X_L402_CAPABILITIES);
+    if seen.l402 {
+        headers.remove(&X_L402_TOKEN_ID);
+        headers.remove(&X_L402_TIER);
+        headers.remove(&X_L402_CAPABILITIES);
+    }
     headers.insert(X_L402_SERVICE, meta.service.clone());
     if let Some(t) = meta.token {
         let mut hex = [0u8; 64];
@@ -451,7 +528,10 @@ mod tests {
         assert!(h.get("connection").is_none());
         assert!(h.get("x-secret-hop").is_none());
         assert!(h.get("keep-alive").is_none());
-        assert!(h.get("host").is_none());
+        assert_eq!(
+            h["host"], "api.example.com",
+            "the caller sets the upstream's Host"
+        );
         assert_eq!(h["te"], "trailers", "gRPC needs te: trailers");
         assert_eq!(h["x-forwarded-for"], "198.51.100.1, 203.0.113.9");
         assert_eq!(h["x-forwarded-proto"], "https");
@@ -461,6 +541,63 @@ mod tests {
             h.get("x-l402-token-id").is_none(),
             "client copies are removed"
         );
+    }
+
+    #[test]
+    fn forwarded_for_keeps_every_earlier_hop_and_l402_headers_come_only_from_us() {
+        let mut h = HeaderMap::new();
+        h.append("x-forwarded-for", HeaderValue::from_static("198.51.100.1"));
+        h.append(
+            "x-forwarded-for",
+            HeaderValue::from_static("198.51.100.2, 10.0.0.1"),
+        );
+        h.insert("x-l402-tier", HeaderValue::from_static("9"));
+        h.insert("x-l402-capabilities", HeaderValue::from_static("admin"));
+        let meta = ForwardMeta {
+            service: HeaderValue::from_static("weather"),
+            peer: "2001:db8::7".parse().unwrap(),
+            tls: false,
+            token: None,
+        };
+        prepare_request_headers(&mut h, false, false, None, &meta);
+        assert_eq!(
+            h.get_all("x-forwarded-for").iter().collect::<Vec<_>>(),
+            ["198.51.100.1, 198.51.100.2, 10.0.0.1, 2001:db8::7"]
+        );
+        assert_eq!(h["x-forwarded-proto"], "http");
+        assert!(h.get("x-forwarded-host").is_none());
+        assert!(h.get("x-l402-tier").is_none());
+        assert!(h.get("x-l402-capabilities").is_none());
+    }
+
+    #[test]
+    fn ipv4_text_matches_display() {
+        for ip in [
+            "0.0.0.0",
+            "9.10.99.100",
+            "255.255.255.255",
+            "127.0.0.1",
+            "192.168.1.20",
+        ] {
+            let ip: std::net::IpAddr = ip.parse().unwrap();
+            let mut out = Vec::new();
+            ip_text(ip, &mut out);
+            assert_eq!(String::from_utf8(out).unwrap(), ip.to_string());
+        }
+    }
+
+    #[test]
+    fn responses_lose_hop_by_hop_headers_only_when_present() {
+        let mut h = HeaderMap::new();
+        h.insert("content-type", HeaderValue::from_static("text/plain"));
+        h.insert("x-hop", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut h, false);
+        assert_eq!(h.len(), 2, "nothing hop-by-hop: nothing removed");
+        h.insert("connection", HeaderValue::from_static("x-hop"));
+        h.insert("transfer-encoding", HeaderValue::from_static("chunked"));
+        h.insert("upgrade", HeaderValue::from_static("h2c"));
+        strip_hop_by_hop(&mut h, false);
+        assert_eq!(h.keys().collect::<Vec<_>>(), ["content-type"]);
     }
 
     #[test]
