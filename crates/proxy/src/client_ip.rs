@@ -14,10 +14,6 @@ use http::HeaderMap;
 use ipnet::IpNet;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
-/// The client address of a request, put in its extensions by the proxy.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ClientIp(pub IpAddr);
-
 fn trusted(ip: &IpAddr, nets: &[IpNet]) -> bool {
     nets.iter().any(|n| n.contains(ip))
 }

@@ -14,11 +14,10 @@ use arc_swap::ArcSwap;
 use http::{Request, Response};
 use http_body_util::{BodyExt, Either};
 use hyper::body::Incoming;
-use l402::Msat;
-use l402_tower::{Policy, Rejection, is_grpc};
+use l402_tower::{Rejection, is_grpc};
 use tower::ServiceExt;
 
-use crate::client_ip::{ClientIp, client_ip, client_net};
+use crate::client_ip::{client_ip, client_net};
 use crate::route::{Admission, ConnInfo, ProxyAuthority, RouteTable, no_route};
 use crate::upstream::Body;
 
@@ -170,11 +169,17 @@ fn outcome(resp: &Response<l402_tower::ResponseBody<Body>>) -> Outcome {
             (429, _) | (200, Some(8)) => Outcome::RateLimited,
             _ => Outcome::Unavailable,
         },
-        Either::Left(_) => match resp.status().as_u16() {
-            429 => Outcome::RateLimited,
-            502 | 504 => Outcome::UpstreamError,
-            _ => Outcome::Ok,
-        },
+        Either::Left(_) => forwarded_outcome(resp.status()),
+    }
+}
+
+/// The outcome label of a response from the forwarder (the upstream's, or a per-token limit's
+/// 429, or our own 502/504).
+fn forwarded_outcome(status: http::StatusCode) -> Outcome {
+    match status.as_u16() {
+        429 => Outcome::RateLimited,
+        502 | 504 => Outcome::UpstreamError,
+        _ => Outcome::Ok,
     }
 }
 
@@ -226,20 +231,32 @@ pub(crate) async fn handle(
         table.unrouted_metrics.record(Outcome::NoRoute, started);
         return no_route(grpc);
     };
-    let service = route.config.name.as_str();
     if let Err(r) = route.limits.check_ip(path, ip) {
         route.metrics.record(Outcome::RateLimited, started);
         return rejection_response(r, grpc);
     }
     let net = client_net(ip, table.ipv4_prefix, table.ipv6_prefix);
+    let conn = ConnInfo {
+        tls,
+        peer,
+        client: ip,
+    };
     let policy = match route.admit(path, net, !has_credential(req.headers())) {
-        Admission::Free => Policy::new(service, Msat::ZERO),
+        // Free: straight to the forwarder, past the L402 layer.
+        Admission::Free => {
+            let resp = route.forwarder.forward(req, conn, None).await;
+            route
+                .metrics
+                .record(forwarded_outcome(resp.status()), started);
+            return resp;
+        }
         Admission::L402(p) => p,
     };
     let ext = req.extensions_mut();
-    ext.insert(policy);
-    ext.insert(ClientIp(ip));
-    ext.insert(ConnInfo { tls, peer });
+    if let Some(policy) = policy {
+        ext.insert(policy);
+    }
+    ext.insert(conn);
     let resp = match route.service.clone().oneshot(req).await {
         Ok(r) => r,
         Err(never) => match never {},

@@ -15,8 +15,9 @@ use l402::TokenId;
 use l402_tower::{MintGuard, Rejection};
 use regex::Regex;
 
-use crate::client_ip::{ClientIp, client_net};
+use crate::client_ip::client_net;
 use crate::config::{LimitKey, Rate};
+use crate::route::ConnInfo;
 
 /// Who a bucket belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -170,7 +171,7 @@ impl ChallengeLimit {
 
 impl MintGuard for ChallengeLimit {
     fn check(&self, request: &Parts) -> Result<(), Rejection> {
-        let Some(ClientIp(ip)) = request.extensions.get::<ClientIp>().copied() else {
+        let Some(ip) = request.extensions.get::<ConnInfo>().map(|c| c.client) else {
             return Ok(());
         };
         let net = client_net(ip, self.v4_prefix, self.v6_prefix);

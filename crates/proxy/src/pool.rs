@@ -176,7 +176,8 @@ impl H1Pool {
         loop {
             let (mut sender, reused) = match self.checkout().await {
                 Some(s) => (s, true),
-                None => (self.connect().await?, false),
+                // Boxed: the common path's future need not carry a connect's state.
+                None => (Box::pin(self.connect()).await?, false),
             };
             match sender.try_send_request(req).await {
                 Ok(resp) => {

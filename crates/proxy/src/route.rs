@@ -18,7 +18,6 @@ use l402_store::Store;
 use l402_tower::{Authority, L402Service, OnInvalid, OnMissing, Policy, PriceBinding};
 use tower::Service;
 
-use crate::client_ip::ClientIp;
 use crate::config::{AuthLevel, Config, ServiceConfig};
 use crate::handler::RequestMetrics;
 use crate::limits::{ChallengeLimit, Freebies, ServiceLimits};
@@ -32,13 +31,16 @@ pub type ProxyAuthority = Authority<SharedIssuer, Store>;
 /// How long a client network's freebie allowance lasts.
 const FREEBIE_WINDOW: Duration = Duration::from_secs(24 * 3600);
 
-/// Facts about the connection a request came on.
+/// Facts about the connection a request came on and its client, in the request's extensions
+/// (one extension: each is a boxed allocation).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct ConnInfo {
     /// TLS (for `X-Forwarded-Proto`).
     pub(crate) tls: bool,
     /// The TCP peer (or the PROXY protocol source), appended to `X-Forwarded-For`.
     pub(crate) peer: std::net::IpAddr,
+    /// The client: the peer, unless a trusted proxy named another (see [`crate::client_ip`]).
+    pub(crate) client: std::net::IpAddr,
 }
 
 /// The service behind the L402 layer: applies per-token limits and forwards.
@@ -64,41 +66,52 @@ impl Service<Request<Incoming>> for Forwarder {
     }
 
     fn call(&mut self, mut req: Request<Incoming>) -> Self::Future {
-        let target = self.target.clone();
+        let this = self.clone();
         Box::pin(async move {
             // Taken, not cloned: nothing after the forwarder reads it.
             let token = req.extensions_mut().remove::<VerifiedToken>();
-            let ip = req
-                .extensions()
-                .get::<ClientIp>()
-                .map(|c| c.0)
-                .unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
+            let unspecified = std::net::IpAddr::from([0, 0, 0, 0]);
             let conn = req
                 .extensions()
                 .get::<ConnInfo>()
                 .copied()
                 .unwrap_or(ConnInfo {
                     tls: false,
-                    peer: ip,
+                    peer: unspecified,
+                    client: unspecified,
                 });
-            let grpc = l402_tower::is_grpc(req.headers());
-            if let Err(rejection) = target.limits.check_token(
-                req.uri().path(),
-                token.as_ref().map(|t| t.token_id()),
-                ip,
-            ) {
-                return Ok(rejection
-                    .into_response(grpc)
-                    .map(|b| b.map_err(|never| match never {}).boxed_unsync()));
-            }
-            let meta = ForwardMeta {
-                service: target.name.clone(),
-                peer: conn.peer,
-                tls: conn.tls,
-                token: token.as_ref(),
-            };
-            Ok(target.upstream.forward(req, &meta).await)
+            Ok(this.forward(req, conn, token.as_ref()).await)
         })
+    }
+}
+
+impl Forwarder {
+    /// Applies the per-token limits and forwards: for a request on `conn`, with the token it
+    /// was verified with, if any.
+    pub(crate) async fn forward(
+        &self,
+        req: Request<Incoming>,
+        conn: ConnInfo,
+        token: Option<&VerifiedToken>,
+    ) -> Response<Body> {
+        let target = &self.target;
+        if let Err(rejection) =
+            target
+                .limits
+                .check_token(req.uri().path(), token.map(|t| t.token_id()), conn.client)
+        {
+            let grpc = l402_tower::is_grpc(req.headers());
+            return rejection
+                .into_response(grpc)
+                .map(|b| b.map_err(|never| match never {}).boxed_unsync());
+        }
+        let meta = ForwardMeta {
+            service: target.name.clone(),
+            peer: conn.peer,
+            tls: conn.tls,
+            token,
+        };
+        target.upstream.forward(req, &meta).await
     }
 }
 
@@ -110,12 +123,14 @@ pub(crate) struct Route {
     pub(crate) limits: Arc<ServiceLimits>,
     pub(crate) freebies: Option<Freebies>,
     pub(crate) service: L402Service<Forwarder, SharedIssuer, Store>,
+    /// The same forwarder without the L402 layer, for free requests.
+    pub(crate) forwarder: Forwarder,
 }
 
 /// What a request's route decided before L402.
 pub(crate) enum Admission {
-    /// Needs L402 (the policy is for this path).
-    L402(Policy),
+    /// Needs L402, with this path's own policy or (`None`) the service's.
+    L402(Option<Policy>),
     /// Free (auth off, free path, or a freebie).
     Free,
 }
@@ -126,10 +141,16 @@ impl Route {
             && self.config.path.as_ref().is_none_or(|r| r.is_match(path))
     }
 
-    /// The policy for a path: the service's, with per-path price, required capability and
-    /// no-challenge behaviour.
-    pub(crate) fn policy_for(&self, path: &str) -> Policy {
+    /// The policy for a path when it differs from the service's (the L402 layer's default):
+    /// with per-path price, required capability or no-challenge behaviour.
+    pub(crate) fn policy_for(&self, path: &str) -> Option<Policy> {
         let c = &self.config;
+        if c.path_prices.is_empty()
+            && c.capability_paths.is_empty()
+            && c.no_challenge_paths.is_empty()
+        {
+            return None;
+        }
         let mut p = self.base_policy.clone();
         if let Some((_, price)) = c.path_prices.iter().find(|(r, _)| r.is_match(path)) {
             p.price = *price;
@@ -143,7 +164,7 @@ impl Route {
         if c.no_challenge_paths.iter().any(|r| r.is_match(path)) {
             p.on_missing = OnMissing::Unauthorized;
         }
-        p
+        Some(p)
     }
 
     /// Decides free or paid for a request from `net` whose credential headers are `missing`.
@@ -236,7 +257,8 @@ impl RouteTable {
             routes.push(Arc::new(Route {
                 metrics: RequestMetrics::new(&s.name),
                 config: s.clone(),
-                service: L402Service::new(forwarder, authority.clone(), policy.clone()),
+                service: L402Service::new(forwarder.clone(), authority.clone(), policy.clone()),
+                forwarder,
                 base_policy: policy,
                 limits,
                 freebies,

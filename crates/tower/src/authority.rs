@@ -138,13 +138,14 @@ where
                 .verify(&credential, request, policy)
                 .await
                 .map(Grant::Token),
+            // Minting is boxed: the verification path's future stays small.
             Err(e) if e.is_missing() => match policy.on_missing {
-                OnMissing::Challenge => self.challenge(request, policy).await,
+                OnMissing::Challenge => Box::pin(self.challenge(request, policy)).await,
                 OnMissing::Unauthorized => Err(Rejection::Unauthorized {
                     reason: e.to_string(),
                 }),
             },
-            Err(e) => self.invalid(request, policy, e.to_string()).await,
+            Err(e) => Box::pin(self.invalid(request, policy, e.to_string())).await,
         }
     }
 
@@ -261,14 +262,14 @@ where
         tracing::debug!(service = %policy.service, %reason, "invalid L402 credential");
         match policy.on_invalid {
             OnInvalid::Unauthorized => Err(Rejection::Unauthorized { reason }),
-            OnInvalid::Challenge => self.challenge(request, policy).await,
+            OnInvalid::Challenge => Box::pin(self.challenge(request, policy)).await,
         }
     }
 
     /// Like [`invalid`](Self::invalid) for callers that need a rejection: a free pass cannot be
     /// granted on a credential that failed verification, so it becomes a 401.
     async fn refuse(&self, request: &Parts, policy: &Policy, reason: String) -> Rejection {
-        match self.invalid(request, policy, reason.clone()).await {
+        match Box::pin(self.invalid(request, policy, reason.clone())).await {
             Err(r) => r,
             Ok(_) => Rejection::Unauthorized { reason },
         }

@@ -8,7 +8,8 @@ use crate::{Authority, L402Service, Policy};
 /// (402/401/503…); valid ones reach the inner service with the [`VerifiedToken`](l402::VerifiedToken)
 /// in their extensions.
 ///
-/// The policy is `default_policy` unless a request already carries a [`Policy`] extension.
+/// The policy is `default_policy` unless a request already carries a [`Policy`] extension (which
+/// the layer takes out of the request).
 pub struct L402Layer<I, K> {
     authority: Authority<I, K>,
     default_policy: Policy,

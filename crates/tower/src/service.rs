@@ -19,7 +19,8 @@ pub type ResponseBody<B> = Either<B, Full<Bytes>>;
 pub struct L402Service<S, I, K> {
     inner: S,
     authority: Authority<I, K>,
-    default_policy: Policy,
+    /// Shared: a service is cloned for every request, and a policy is a dozen fields.
+    default_policy: std::sync::Arc<Policy>,
 }
 
 impl<S, I, K> L402Service<S, I, K> {
@@ -28,7 +29,7 @@ impl<S, I, K> L402Service<S, I, K> {
         L402Service {
             inner,
             authority,
-            default_policy,
+            default_policy: std::sync::Arc::new(default_policy),
         }
     }
 }
@@ -59,20 +60,21 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request<ReqB>) -> Self::Future {
+    fn call(&mut self, mut req: Request<ReqB>) -> Self::Future {
         // The clone is not ready yet; take the ready one (tower's usual swap).
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
+        // The request's own policy is taken out of it (nothing after the layer reads it).
+        let policy = match req.extensions_mut().remove::<Policy>() {
+            Some(p) => std::sync::Arc::new(p),
+            None => self.default_policy.clone(),
+        };
+        if policy.is_free() {
+            // A small future of its own: free requests do not carry verification's state.
+            return Box::pin(async move { inner.call(req).await.map(|r| r.map(Either::Left)) });
+        }
         let authority = self.authority.clone();
-        let policy = req
-            .extensions()
-            .get::<Policy>()
-            .cloned()
-            .unwrap_or_else(|| self.default_policy.clone());
         Box::pin(async move {
-            if policy.is_free() {
-                return inner.call(req).await.map(|r| r.map(Either::Left));
-            }
             let (mut parts, body) = req.into_parts();
             match authority.authorize(&parts, &policy).await {
                 Ok(grant) => {
