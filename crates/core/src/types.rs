@@ -3,8 +3,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use l402_macaroon::crypto::ct_eq_32;
 use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::Error;
@@ -174,13 +174,13 @@ impl Preimage {
 
     /// Whether this preimage hashes to `hash`, compared in constant time.
     pub fn matches(&self, hash: &PaymentHash) -> bool {
-        self.payment_hash().0.ct_eq(&hash.0).into()
+        ct_eq_32(&self.payment_hash().0, &hash.0)
     }
 }
 
 impl PartialEq for Preimage {
     fn eq(&self, other: &Self) -> bool {
-        self.0.ct_eq(&other.0).into()
+        ct_eq_32(&self.0, &other.0)
     }
 }
 
@@ -241,7 +241,7 @@ impl RootKey {
 
 impl PartialEq for RootKey {
     fn eq(&self, other: &Self) -> bool {
-        self.0.ct_eq(&other.0).into()
+        ct_eq_32(&self.0, &other.0)
     }
 }
 

@@ -217,14 +217,15 @@ impl Verifier {
         context: &Context<'_>,
         token: &mut VerifiedToken,
     ) -> Result<(), Error> {
-        // Group by exact condition, keeping macaroon order. Tokens carry a handful of caveats,
-        // so a linear scan beats hashing.
-        let mut groups: Vec<(&str, Vec<&str>)> = Vec::with_capacity(conditions.len());
+        // Caveats are grouped by exact condition, in the order each condition first appears.
+        // Tokens carry a handful of caveats, so groups are found by scanning one list of pairs
+        // rather than built (no allocation per condition).
+        let mut pairs: Vec<(&str, &str)> = Vec::with_capacity(conditions.len());
         for bytes in conditions {
             let parsed = std::str::from_utf8(bytes)
                 .ok()
                 .and_then(|text| text.split_once('='));
-            let Some((condition, value)) = parsed else {
+            let Some(pair) = parsed else {
                 if self.strict {
                     return Err(Error::Caveat(CaveatError::Malformed {
                         caveat: String::from_utf8_lossy(bytes).into_owned(),
@@ -233,38 +234,37 @@ impl Verifier {
                 }
                 continue;
             };
-            match groups.iter_mut().find(|(c, _)| *c == condition) {
-                Some((_, values)) => values.push(value),
-                None => groups.push((condition, vec![value])),
-            }
+            pairs.push(pair);
         }
 
         if let Some(missing) = self
             .required
             .iter()
-            .find(|r| !groups.iter().any(|(c, _)| c == r))
+            .find(|r| !pairs.iter().any(|(c, _)| c == r))
         {
             return Err(Error::Caveat(CaveatError::Missing {
                 condition: missing.clone(),
             }));
         }
         let target = self.service.as_deref();
-        for (condition, values) in &groups {
-            let last = values[values.len() - 1];
-            if let Some(s) = self.satisfiers.iter().find(|s| s.condition() == *condition) {
-                for pair in values.windows(2) {
-                    s.satisfy_previous(pair[0], pair[1])?;
-                }
+        for (i, &(condition, _)) in pairs.iter().enumerate() {
+            if pairs[..i].iter().any(|(c, _)| *c == condition) {
+                continue; // this condition's group was checked at its first caveat
+            }
+            let mut values = pairs[i..]
+                .iter()
+                .filter(move |(c, _)| *c == condition)
+                .map(|(_, v)| *v);
+            if let Some(s) = self.satisfiers.iter().find(|s| s.condition() == condition) {
+                let last = each_pair(values, |prev, next| s.satisfy_previous(prev, next))?;
                 s.satisfy_final(last)?;
-            } else if *condition == SERVICES {
-                for pair in values.windows(2) {
-                    caveat::services_previous(pair[0], pair[1])?;
-                }
+            } else if condition == SERVICES {
+                let last = each_pair(values, caveat::services_previous)?;
                 let services = caveat::services_final(last, target)?;
                 token.tier =
                     target.and_then(|t| services.iter().find(|s| s.name == t).map(|s| s.tier));
                 token.services = Some(services);
-            } else if *condition == PREIMAGE {
+            } else if condition == PREIMAGE {
                 // Every preimage caveat must prove payment, not just the last one.
                 for v in values {
                     let ok = v.parse::<Preimage>().is_ok_and(|p| p.matches(payment_hash));
@@ -276,9 +276,9 @@ impl Verifier {
                 .strip_suffix(CAPABILITIES_SUFFIX)
                 .filter(|s| !s.is_empty())
             {
-                for pair in values.windows(2) {
-                    caveat::capabilities_previous(condition, pair[0], pair[1])?;
-                }
+                let last = each_pair(values, |prev, next| {
+                    caveat::capabilities_previous(condition, prev, next)
+                })?;
                 if target == Some(svc) {
                     caveat::capabilities_final(svc, last, context.capability)?;
                     token.capabilities = Some(
@@ -292,14 +292,15 @@ impl Verifier {
                 .strip_suffix(VALID_UNTIL_SUFFIX)
                 .filter(|s| !s.is_empty())
             {
-                for pair in values.windows(2) {
-                    caveat::valid_until_previous(condition, pair[0], pair[1])?;
-                }
+                let last = each_pair(values, |prev, next| {
+                    caveat::valid_until_previous(condition, prev, next)
+                })?;
                 if target == Some(svc) {
                     token.valid_until =
                         Some(caveat::valid_until_final(condition, last, context.now)?);
                 }
             } else if self.strict {
+                let last = values.next_back().unwrap_or_default();
                 return Err(Error::Caveat(CaveatError::Unknown {
                     caveat: format!("{condition}={last}"),
                 }));
@@ -307,6 +308,20 @@ impl Verifier {
         }
         Ok(())
     }
+}
+
+/// Calls `check` on each consecutive pair of a group's values (a caveat may only narrow the one
+/// before it) and returns the last value, which decides. A group has at least one value.
+fn each_pair<'v>(
+    mut values: impl Iterator<Item = &'v str>,
+    mut check: impl FnMut(&str, &str) -> Result<(), CaveatError>,
+) -> Result<&'v str, CaveatError> {
+    let mut last = values.next().unwrap_or_default();
+    for next in values {
+        check(last, next)?;
+        last = next;
+    }
+    Ok(last)
 }
 
 impl std::fmt::Debug for Verifier {
@@ -425,7 +440,7 @@ impl SignatureMemo {
 
     /// Whether `macaroon` is the one remembered, under `root_key`.
     fn remembers(&self, root_key: &RootKey, macaroon: &l402_macaroon::Macaroon) -> bool {
-        use subtle::ConstantTimeEq;
+        use l402_macaroon::crypto::ct_eq_32;
         if macaroon.caveats().iter().any(|c| !c.is_first_party()) {
             return false;
         }
@@ -442,11 +457,10 @@ impl SignatureMemo {
             }
             rest = &tail[len..];
         }
-        rest.is_empty()
-            && bool::from(
-                macaroon.signature().ct_eq(&*self.signature)
-                    & root_key.as_bytes().ct_eq(self.root_key.as_bytes()),
-            )
+        // Both compared, whatever the first gives.
+        let signature = ct_eq_32(macaroon.signature(), &self.signature);
+        let key = ct_eq_32(root_key.as_bytes(), self.root_key.as_bytes());
+        rest.is_empty() && signature & key
     }
 }
 

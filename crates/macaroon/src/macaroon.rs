@@ -2,8 +2,6 @@
 
 use std::fmt;
 
-use subtle::ConstantTimeEq;
-
 use crate::Error;
 use crate::crypto::{self, SIGNATURE_LEN};
 
@@ -148,7 +146,7 @@ impl Macaroon {
                 }
             }
         }
-        if !bool::from(sig.ct_eq(&self.signature)) {
+        if !crypto::ct_eq_32(&sig, &self.signature) {
             return Err(Error::BadSignature);
         }
         if let Some(caveat) = third_party {

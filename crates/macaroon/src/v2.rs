@@ -103,10 +103,28 @@ impl Macaroon {
 
 // === decoding ===
 
+#[derive(Clone, Copy)]
 struct Field<'a> {
     offset: usize,
     field_type: u64,
     data: &'a [u8],
+}
+
+/// The fields of one section, at most three (location, identifier, verification id): kept in
+/// place, since every credential decodes several sections.
+struct Section<'a> {
+    fields: [Option<Field<'a>>; 3],
+    len: usize,
+}
+
+impl<'a> Section<'a> {
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn into_fields(self) -> impl Iterator<Item = Field<'a>> {
+        self.fields.into_iter().flatten()
+    }
 }
 
 struct Reader<'a> {
@@ -159,21 +177,27 @@ impl<'a> Reader<'a> {
         }))
     }
 
-    /// Reads fields up to the end-of-section marker, requiring strictly increasing types.
-    /// A section has at most three fields (location, identifier, vid); a fourth is an error
-    /// caught by the callers' shape checks, so stop collecting there to bound the work.
-    fn section(&mut self) -> Result<Vec<Field<'a>>, Error> {
-        let mut fields: Vec<Field<'a>> = Vec::with_capacity(3);
+    /// Reads fields up to the end-of-section marker, requiring strictly increasing types. A
+    /// section has at most three fields; a fourth is refused with `too_many(that field)`.
+    fn section(&mut self, too_many: impl Fn(&Field<'a>) -> Error) -> Result<Section<'a>, Error> {
+        let mut section = Section {
+            fields: [None; 3],
+            len: 0,
+        };
         while let Some(f) = self.field()? {
-            if fields
-                .last()
-                .is_some_and(|last| f.field_type <= last.field_type)
+            if section.len > 0
+                && section.fields[section.len - 1]
+                    .is_some_and(|last| f.field_type <= last.field_type)
             {
                 return Err(Error::FieldsOutOfOrder { offset: f.offset });
             }
-            fields.push(f);
+            if section.len == section.fields.len() {
+                return Err(too_many(&f));
+            }
+            section.fields[section.len] = Some(f);
+            section.len += 1;
         }
-        Ok(fields)
+        Ok(section)
     }
 }
 
@@ -192,7 +216,10 @@ pub(crate) fn decode_prefix<'a>(
     let mut r = Reader { data, pos: 1 };
 
     // Header: [location] identifier.
-    let mut header = r.section()?.into_iter().peekable();
+    let mut header = r
+        .section(|_| Error::InvalidHeader)?
+        .into_fields()
+        .peekable();
     let location = match header.next_if(|f| f.field_type == LOCATION) {
         Some(f) => utf8(f.data)?,
         None => String::new(),
@@ -208,17 +235,20 @@ pub(crate) fn decode_prefix<'a>(
     // Caveats until an empty section.
     let mut caveats = Vec::new();
     loop {
-        let section = r.section()?;
+        let index = caveats.len();
+        let section = r.section(|f| Error::InvalidCaveatField {
+            caveat: index,
+            field_type: f.field_type,
+        })?;
         if section.is_empty() {
             break;
         }
-        let index = caveats.len();
         if index >= limits.max_caveats {
             return Err(Error::TooManyCaveats {
                 limit: limits.max_caveats,
             });
         }
-        let mut fields = section.into_iter().peekable();
+        let mut fields = section.into_fields().peekable();
         let location = fields.next_if(|f| f.field_type == LOCATION).map(|f| f.data);
         let id = match fields.next_if(|f| f.field_type == IDENTIFIER) {
             Some(f) => f.data.to_vec(),
@@ -234,6 +264,13 @@ pub(crate) fn decode_prefix<'a>(
                 });
             }
         };
+        if let Some(f) = fields.next() {
+            // After the verification id (types only increase), go-macaroon allows nothing.
+            return Err(Error::InvalidCaveatField {
+                caveat: index,
+                field_type: f.field_type,
+            });
+        }
         // An empty verification id means a first-party caveat (go-macaroon drops it on re-marshal).
         let vid = vid.filter(|v| !v.is_empty());
         let location = location.filter(|l| !l.is_empty());
@@ -277,6 +314,34 @@ mod tests {
             put_uvarint(&mut out, v);
             assert_eq!(out.len(), uvarint_len(v), "{v}");
         }
+    }
+
+    #[test]
+    fn rejects_a_field_after_the_verification_id() {
+        let mut data = vec![2, 1, 1, b'l', 2, 1, b'i', 0];
+        // caveat: id, vid, then a field of type 6
+        data.extend_from_slice(&[2, 1, b'c', 4, 1, b'v', 6, 1, b'x', 0, 0, 6, 32]);
+        data.extend_from_slice(&[0u8; 32]);
+        assert!(matches!(
+            decode(&data),
+            Err(Error::InvalidCaveatField {
+                caveat: 0,
+                field_type: 6
+            })
+        ));
+        // The same caveat without the extra field decodes.
+        let mut ok = vec![2, 1, 1, b'l', 2, 1, b'i', 0];
+        ok.extend_from_slice(&[1, 1, b'L', 2, 1, b'c', 4, 1, b'v', 0, 0, 6, 32]);
+        ok.extend_from_slice(&[0u8; 32]);
+        let m = decode(&ok).unwrap();
+        assert_eq!(m.caveats()[0].verification_id(), Some(&b"v"[..]));
+    }
+
+    #[test]
+    fn rejects_a_header_of_three_fields() {
+        let mut data = vec![2, 1, 1, b'l', 2, 1, b'i', 4, 1, b'v', 0, 0, 6, 32];
+        data.extend_from_slice(&[0u8; 32]);
+        assert!(matches!(decode(&data), Err(Error::InvalidHeader)));
     }
 
     #[test]
