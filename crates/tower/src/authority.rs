@@ -13,7 +13,7 @@ use l402::{
     KeyId, RootKey, RootKeyStore, TokenId, TokenRecord, VerifiedToken, Verifier, mint,
 };
 
-use crate::cache::{Cached, RootKeyCache};
+use crate::cache::{CREDENTIAL_CACHE_CAPACITY, Cached, CredentialCache, RootKeyCache};
 use crate::{OnInvalid, OnMissing, Policy, Rejection};
 
 /// How an [`Authority`] mints and verifies.
@@ -60,6 +60,7 @@ struct Inner<I, K> {
     issuer: I,
     store: K,
     cache: RootKeyCache,
+    credentials: CredentialCache,
     options: AuthorityOptions,
 }
 
@@ -93,11 +94,14 @@ where
     /// An authority over `issuer` (creates invoices) and `store` (keeps root keys).
     pub fn new(issuer: I, store: K, options: AuthorityOptions) -> Self {
         let cache = RootKeyCache::new(options.cache_capacity, options.cache_ttl);
+        let credentials =
+            CredentialCache::new(options.cache_capacity.min(CREDENTIAL_CACHE_CAPACITY));
         Authority {
             inner: Arc::new(Inner {
                 issuer,
                 store,
                 cache,
+                credentials,
                 options,
             }),
         }
@@ -118,6 +122,11 @@ where
         &self.inner.options
     }
 
+    /// How many parsed credentials are cached (see [`authorize`](Self::authorize)).
+    pub fn cached_credentials(&self) -> usize {
+        self.inner.credentials.len()
+    }
+
     /// Forgets a cached root key (after a revocation).
     pub fn invalidate(&self, key_id: &KeyId) {
         self.inner.cache.remove(key_id);
@@ -133,11 +142,28 @@ where
     /// challenge when there is no credential, 401/402 when it is invalid, 503 when the store or
     /// the Lightning backend cannot answer).
     pub async fn authorize(&self, request: &Parts, policy: &Policy) -> Result<Grant, Rejection> {
-        match Credential::from_headers(&request.headers) {
-            Ok(credential) => self
+        // With exactly one `Authorization` value, a credential that verified before under that
+        // very value is taken parsed (it alone decides: hex headers are read only without one).
+        let single = single_authorization(&request.headers);
+        if let Some(value) = single
+            && let Some(credential) = self.inner.credentials.get(value)
+        {
+            return self
                 .verify(&credential, request, policy)
                 .await
-                .map(Grant::Token),
+                .map(Grant::Token);
+        }
+        match Credential::from_headers(&request.headers) {
+            Ok(credential) => {
+                let verified = self.verify(&credential, request, policy).await;
+                if verified.is_ok()
+                    && let Some(value) = single
+                    && matches!(credential.form(), l402::CredentialForm::Authorization(_))
+                {
+                    self.inner.credentials.insert(value, Arc::new(credential));
+                }
+                verified.map(Grant::Token)
+            }
             // Minting is boxed: the verification path's future stays small.
             Err(e) if e.is_missing() => match policy.on_missing {
                 OnMissing::Challenge => Box::pin(self.challenge(request, policy)).await,
@@ -347,6 +373,13 @@ where
             format: o.challenge_format,
         })
     }
+}
+
+/// The request's `Authorization` value when it has exactly one.
+fn single_authorization(headers: &http::HeaderMap) -> Option<&[u8]> {
+    let mut values = headers.get_all(http::header::AUTHORIZATION).iter();
+    let first = values.next()?;
+    values.next().is_none().then(|| first.as_bytes())
 }
 
 /// A request allowed through.

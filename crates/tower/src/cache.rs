@@ -221,3 +221,98 @@ mod tests {
         );
     }
 }
+
+/// Credentials that verified, parsed, by the exact `Authorization` value they came in: a client
+/// sends the same value on every request, and parsing it (base64, the macaroon's fields, the
+/// preimage's hex) costs more than the rest of verification once the signature is remembered.
+///
+/// Only the parse is skipped: the root key is still looked up (so revocation applies at once),
+/// the preimage still checked against the identifier, the signature still compared with the
+/// memo, and every caveat checked against the request. Entries are added only after a full
+/// verification succeeded, so unpaid or forged credentials cannot crowd out real ones.
+pub(crate) struct CredentialCache {
+    shards: Vec<std::sync::Mutex<CredentialShard>>,
+    per_shard: usize,
+}
+
+/// `Authorization` value → the credential parsed from it.
+type CredentialShard = HashMap<Box<[u8]>, Arc<l402::Credential>>;
+
+/// Entries of the credential cache: ≈ 1 KiB each (the value and the parsed macaroon).
+pub(crate) const CREDENTIAL_CACHE_CAPACITY: usize = 8192;
+
+/// A header value's shard: its last byte (the preimage's last hex digit in the usual form).
+fn credential_shard(value: &[u8]) -> usize {
+    value.last().map_or(0, |b| *b as usize % SHARDS)
+}
+
+impl CredentialCache {
+    pub(crate) fn new(capacity: usize) -> Self {
+        CredentialCache {
+            shards: (0..SHARDS)
+                .map(|_| std::sync::Mutex::new(HashMap::new()))
+                .collect(),
+            per_shard: (capacity / SHARDS).max(1),
+        }
+    }
+
+    /// The credential parsed from exactly this `Authorization` value, if it verified before.
+    pub(crate) fn get(&self, value: &[u8]) -> Option<Arc<l402::Credential>> {
+        self.shards[credential_shard(value)]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(value)
+            .cloned()
+    }
+
+    /// Remembers the credential parsed from `value` (which must have been the request's only
+    /// `Authorization` value). A full shard is emptied first: the next requests parse again.
+    pub(crate) fn insert(&self, value: &[u8], credential: Arc<l402::Credential>) {
+        let mut shard = self.shards[credential_shard(value)]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if shard.len() >= self.per_shard {
+            shard.clear();
+        }
+        shard.insert(value.into(), credential);
+    }
+
+    /// How many credentials are cached.
+    pub(crate) fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.lock().unwrap_or_else(|p| p.into_inner()).len())
+            .sum()
+    }
+}
+
+#[cfg(test)]
+mod credential_tests {
+    use super::*;
+
+    fn credential(n: u8) -> Arc<l402::Credential> {
+        let m = l402::macaroon::Macaroon::new(b"k", vec![n; 66], "lsat");
+        Arc::new(l402::Credential::new(
+            m,
+            l402::Preimage::from_bytes([n; 32]),
+        ))
+    }
+
+    #[test]
+    fn exact_values_only_and_bounded() {
+        let c = CredentialCache::new(SHARDS * 4);
+        c.insert(b"L402 abc:01", credential(1));
+        assert!(c.get(b"L402 abc:01").is_some());
+        assert!(c.get(b"L402 abc:02").is_none());
+        assert!(c.get(b"L402 abc:0").is_none());
+        for i in 0..100u8 {
+            // Same last byte: one shard.
+            c.insert(format!("L402 x{i}:1").as_bytes(), credential(i));
+        }
+        assert!(
+            c.len() <= 4 + 1,
+            "one shard holds at most its share: {}",
+            c.len()
+        );
+    }
+}

@@ -282,6 +282,51 @@ async fn constraints_are_minted_and_enforced() {
 }
 
 #[tokio::test]
+async fn a_credential_is_parsed_once_and_still_checked_on_every_request() {
+    let w = world().await;
+    let policy = Policy::new("weather", Msat::from_sat(10)).capabilities(["forecast"]);
+    let mut svc = api(&w, policy.clone());
+    let (challenge, auth) = buy(&w, &mut svc).await;
+    assert_eq!(w.authority.cached_credentials(), 0);
+    // A wrong preimage never enters the cache.
+    let forged = format!(
+        "{}{}",
+        &auth[..auth.len() - 1],
+        if auth.ends_with('0') { '1' } else { '0' }
+    );
+    assert_eq!(
+        call(&mut svc, request(Some(&forged), false)).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(w.authority.cached_credentials(), 0);
+    for _ in 0..3 {
+        assert_eq!(
+            call(&mut svc, request(Some(&auth), false)).await.0,
+            StatusCode::OK
+        );
+    }
+    assert_eq!(w.authority.cached_credentials(), 1, "parsed once, kept");
+    // Taken from the cache, the credential is still held to this request's terms…
+    let mut admin = api(&w, policy.clone().require_capability("admin"));
+    let (status, _, body) = call(&mut admin, request(Some(&auth), false)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(body.contains("capability \"admin\""), "{body}");
+    // …and two Authorization values are parsed (and must agree), never looked up.
+    let mut twice = request(Some(&auth), false);
+    twice
+        .headers_mut()
+        .append("authorization", forged.parse().unwrap());
+    assert_eq!(call(&mut svc, twice).await.0, StatusCode::UNAUTHORIZED);
+    // Revocation applies to a cached credential at once.
+    let id = l402::Identifier::decode(challenge.macaroon().identifier()).unwrap();
+    let key = w.store.revoke(id.token_id()).await.unwrap().unwrap();
+    w.authority.invalidate(&key);
+    let (status, _, body) = call(&mut svc, request(Some(&auth), false)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(body.contains("unknown or revoked"), "{body}");
+}
+
+#[tokio::test]
 async fn revoked_tokens_stop_working() {
     let w = world().await;
     let mut svc = api(&w, Policy::new("weather", Msat::from_sat(10)));
