@@ -71,6 +71,49 @@ async fn pay_then_pass_with_token_headers_upstream() {
     assert_ne!(echo["x-l402-token-id"], "forged");
     assert_eq!(echo["x-l402-token-id"].as_str().unwrap().len(), 64);
     assert_eq!(echo["x-forwarded-for"], "127.0.0.1");
+    assert_eq!(echo["host"], up.to_string(), "the upstream's own address");
+}
+
+#[tokio::test]
+async fn a_configured_host_header_reaches_the_upstream() {
+    let devnet = Devnet::start().await;
+    let up = upstream().await;
+    let extra = format!(
+        r#"  - name: vhost
+    path: ^/vhost
+    upstream: http://{up}
+    auth: off
+    headers: {{ Host: "api.internal" }}
+"#
+    );
+    let proxy = start_proxy(&config(&devnet, up, &extra));
+    let client = http();
+    let echo: serde_json::Value = client
+        .get(proxy.url("/vhost/x"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(echo["host"], "api.internal");
+    assert!(
+        echo["x-forwarded-host"]
+            .as_str()
+            .unwrap()
+            .starts_with("127.0.0.1:"),
+        "{echo}"
+    );
+    // A service without one sends the upstream's address (a free path: no payment needed).
+    let echo: serde_json::Value = client
+        .get(proxy.url("/weather/health"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(echo["host"], up.to_string());
 }
 
 #[tokio::test]

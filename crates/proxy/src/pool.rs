@@ -8,13 +8,15 @@
 //! * checkout pops the most recently used connection (its socket and buffers are warm) and
 //!   connects a new one only when none is left;
 //! * a connection goes back on the stack when the upstream's response body has been read to
-//!   its end (or had none), never while a response is still streaming, never after an upgrade,
-//!   and never when the request or its body was cut short (hyper closes such connections);
+//!   its end (or had none) and hyper is ready for the next request on it — if the upstream
+//!   answered before the request body was all sent, a task of its own waits for that, so no
+//!   request ever waits on another's upload; never while a response is still streaming, never
+//!   after an upgrade, and never when the request or its body was cut short (hyper closes such
+//!   connections);
 //! * a request that the connection refused before sending a byte of it (the upstream had just
 //!   closed an idle connection) is sent again on another connection; one that was sent is not,
 //!   since the upstream may have acted on it.
 
-use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -25,8 +27,10 @@ use http::{HeaderValue, Request, Response};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
+use hyper_util::client::legacy::connect::HttpConnector;
+use tower::ServiceExt;
+
+use crate::upstream::BoxError;
 
 /// Idle connections kept per upstream; more are closed when they come back.
 const MAX_IDLE: usize = 512;
@@ -39,7 +43,7 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 #[derive(Debug)]
 pub(crate) enum PoolError {
     /// No connection could be made.
-    Connect(io::Error),
+    Connect(BoxError),
     /// The connection failed while the request was sent or the response awaited.
     Http(hyper::Error),
 }
@@ -56,7 +60,7 @@ impl std::fmt::Display for PoolError {
 impl std::error::Error for PoolError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            PoolError::Connect(e) => Some(e),
+            PoolError::Connect(e) => Some(&**e),
             PoolError::Http(e) => Some(e),
         }
     }
@@ -70,13 +74,38 @@ struct Idle {
 struct Inner {
     /// `host:port`, as connected to.
     authority: String,
-    connect_timeout: Duration,
+    /// `http://host:port`, for the connector.
+    uri: http::Uri,
+    /// hyper-util's connector: name resolution, every address tried (IPv6 and IPv4 raced), the
+    /// connect timeout, `TCP_NODELAY`.
+    connector: HttpConnector,
     idle: Mutex<Vec<Idle>>,
 }
 
 impl Inner {
-    fn put(&self, sender: SendRequest<Incoming>) {
+    /// Takes a connection back. One that is not ready yet (hyper is still sending the request
+    /// body that the upstream answered early) is put back only once it is, by a task of its
+    /// own, so no request ever waits on another's upload.
+    fn put_when_ready(self: &Arc<Self>, mut sender: SendRequest<Incoming>) {
+        if sender.is_ready() {
+            return self.put(sender);
+        }
         if sender.is_closed() {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let pool = self.clone();
+        runtime.spawn(async move {
+            if sender.ready().await.is_ok() {
+                pool.put(sender);
+            }
+        });
+    }
+
+    fn put(&self, sender: SendRequest<Incoming>) {
+        if !sender.is_ready() {
             return;
         }
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
@@ -107,10 +136,17 @@ impl H1Pool {
         let host = authority.strip_suffix(":80").unwrap_or(authority);
         let host = HeaderValue::from_str(host)
             .map_err(|_| format!("upstream address {authority:?} is not a valid Host header"))?;
+        let uri = format!("http://{authority}")
+            .parse()
+            .map_err(|e| format!("upstream address {authority:?}: {e}"))?;
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(connect_timeout));
+        connector.set_nodelay(true);
         Ok(H1Pool {
             inner: Arc::new(Inner {
                 authority: authority.to_owned(),
-                connect_timeout,
+                uri,
+                connector,
                 idle: Mutex::new(Vec::new()),
             }),
             host,
@@ -128,15 +164,11 @@ impl H1Pool {
         self.inner.idle.lock().unwrap().len()
     }
 
-    /// An idle connection that is ready for a request, if one is left.
-    async fn checkout(&self) -> Option<SendRequest<Incoming>> {
-        while let Some(Idle { mut sender, since }) = self.inner.pop() {
-            if sender.is_closed() || since.elapsed() > IDLE_TIMEOUT {
-                continue;
-            }
-            // A connection comes back once its response body has been read, a moment before
-            // hyper's side of it asks for the next request; wait for that moment.
-            if sender.is_ready() || sender.ready().await.is_ok() {
+    /// An idle connection that is ready for a request, if one is left. Connections are pooled
+    /// only when ready; one that is not any more has closed since, and is dropped.
+    fn checkout(&self) -> Option<SendRequest<Incoming>> {
+        while let Some(Idle { sender, since }) = self.inner.pop() {
+            if sender.is_ready() && since.elapsed() <= IDLE_TIMEOUT {
                 return Some(sender);
             }
         }
@@ -144,16 +176,15 @@ impl H1Pool {
     }
 
     async fn connect(&self) -> Result<SendRequest<Incoming>, PoolError> {
-        let stream = tokio::time::timeout(
-            self.inner.connect_timeout,
-            TcpStream::connect(self.inner.authority.as_str()),
-        )
-        .await
-        .map_err(|_| PoolError::Connect(io::Error::from(io::ErrorKind::TimedOut)))?
-        .map_err(PoolError::Connect)?;
-        let _ = stream.set_nodelay(true);
+        let io = self
+            .inner
+            .connector
+            .clone()
+            .oneshot(self.inner.uri.clone())
+            .await
+            .map_err(|e| PoolError::Connect(e.into()))?;
         let (sender, conn) = http1::Builder::new()
-            .handshake(TokioIo::new(stream))
+            .handshake(io)
             .await
             .map_err(PoolError::Http)?;
         let authority = self.inner.authority.clone();
@@ -174,7 +205,7 @@ impl H1Pool {
         upgrade: bool,
     ) -> Result<Response<PooledBody>, PoolError> {
         loop {
-            let (mut sender, reused) = match self.checkout().await {
+            let (mut sender, reused) = match self.checkout() {
                 Some(s) => (s, true),
                 // Boxed: the common path's future need not carry a connect's state.
                 None => (Box::pin(self.connect()).await?, false),
@@ -204,7 +235,7 @@ pub(crate) struct PooledBody {
 impl PooledBody {
     fn give_back(&mut self) {
         if let Some((sender, pool)) = self.back.take() {
-            pool.put(sender);
+            pool.put_when_ready(sender);
         }
     }
 }
@@ -250,9 +281,10 @@ impl Drop for PooledBody {
 mod tests {
     use super::*;
     use http_body_util::{BodyExt, Empty, Full};
+    use hyper_util::rt::TokioIo;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use tokio::net::TcpListener;
+    use tokio::net::{TcpListener, TcpStream};
 
     /// A raw HTTP/1.1 upstream: `respond(n)` gives the bytes of the n-th response on a
     /// connection; counts the connections it accepted.
@@ -496,6 +528,60 @@ mod tests {
             body.bytes().all(|b| b == b'a'),
             "a fresh connection's first response"
         );
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    }
+
+    /// A request body that sends one chunk and then never another.
+    struct Stalled(bool);
+
+    impl HttpBody for Stalled {
+        type Data = Bytes;
+        type Error = std::convert::Infallible;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+            if self.0 {
+                return Poll::Pending;
+            }
+            self.0 = true;
+            Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(b"first chunk")))))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_request_never_waits_on_another_clients_upload() {
+        let (up, accepted) = upstream(ok).await;
+        let pool = H1Pool::new(&up.to_string(), Duration::from_secs(5)).unwrap();
+        let front = through_pool(pool.clone()).await;
+        // Client A uploads a body it never finishes; the upstream answers at once.
+        let s = TcpStream::connect(front).await.unwrap();
+        let (mut a, conn) = http1::handshake::<_, Stalled>(TokioIo::new(s))
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        let resp = a
+            .send_request(
+                Request::post("/upload")
+                    .header("host", "front")
+                    .body(Stalled(false))
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        assert_eq!(
+            resp.into_body().collect().await.unwrap().to_bytes(),
+            "n=0 host=true"
+        );
+        // The upstream connection is still sending A's body: client B gets another one
+        // instead of waiting for it (before, B waited until the upstream timeout).
+        let mut b = client(front).await;
+        let answer = tokio::time::timeout(Duration::from_secs(10), get(&mut b, "GET", "/x", None))
+            .await
+            .expect("B is not held up by A's upload");
+        assert_eq!(answer, (200, "n=0 host=true".into()));
         assert_eq!(accepted.load(Ordering::SeqCst), 2);
     }
 

@@ -220,7 +220,10 @@ impl Upstream {
 
         let sent: Result<Result<Response<Body>, BoxError>, _> = match &self.pool {
             Pool::H1(p) => {
-                req.headers_mut().insert(header::HOST, p.host().clone());
+                // The upstream's own address, unless the service configures a Host.
+                req.headers_mut()
+                    .entry(header::HOST)
+                    .or_insert_with(|| p.host().clone());
                 tokio::time::timeout(self.timeout, p.send(req, upgrade))
                     .await
                     .map(|r| match r {
@@ -228,19 +231,13 @@ impl Upstream {
                         Err(e) => Err(BoxError::from(e)),
                     })
             }
-            Pool::H2c(c) => {
-                // hyper-util's client writes the authority of the target URI.
-                req.headers_mut().remove(header::HOST);
-                tokio::time::timeout(self.timeout, c.request(req))
-                    .await
-                    .map(boxed)
-            }
-            Pool::Tls(c) => {
-                req.headers_mut().remove(header::HOST);
-                tokio::time::timeout(self.timeout, c.request(req))
-                    .await
-                    .map(boxed)
-            }
+            // hyper-util's client writes the target URI's authority unless a Host is set.
+            Pool::H2c(c) => tokio::time::timeout(self.timeout, c.request(req))
+                .await
+                .map(boxed),
+            Pool::Tls(c) => tokio::time::timeout(self.timeout, c.request(req))
+                .await
+                .map(boxed),
         };
         let mut resp = match sent {
             Err(_) => {
@@ -431,9 +428,10 @@ fn ip_text(ip: std::net::IpAddr, out: &mut Vec<u8>) {
     }
 }
 
-/// Request headers for the upstream: hop-by-hop removed (gRPC keeps `te: trailers`), forwarding
-/// headers added, L402 headers set from the verified token (client-sent copies removed first).
-/// `Host` is left for the caller (the upstream's own, or none for hyper-util to fill in).
+/// Request headers for the upstream: hop-by-hop removed (gRPC keeps `te: trailers`), the
+/// client's `Host` removed (it goes on as `X-Forwarded-Host`; the upstream gets its own, or a
+/// configured one), forwarding headers added, L402 headers set from the verified token
+/// (client-sent copies removed first).
 fn prepare_request_headers(
     headers: &mut HeaderMap,
     upgrade: bool,
@@ -448,16 +446,19 @@ fn prepare_request_headers(
     if grpc {
         headers.insert(header::TE, HeaderValue::from_static("trailers"));
     }
+    headers.remove(header::HOST);
     let mut xff = Vec::with_capacity(48);
     if seen.forwarded_for {
-        // Every earlier hop, in order, then ours.
+        // Every earlier hop, in order, then ours (none left if `Connection` named the header).
         for v in headers.get_all(&X_FORWARDED_FOR) {
             if !xff.is_empty() {
                 xff.extend_from_slice(b", ");
             }
             xff.extend_from_slice(v.as_bytes());
         }
-        xff.extend_from_slice(b", ");
+        if !xff.is_empty() {
+            xff.extend_from_slice(b", ");
+        }
     }
     ip_text(meta.peer, &mut xff);
     if let Ok(v) = HeaderValue::from_bytes(&xff) {
@@ -528,10 +529,7 @@ mod tests {
         assert!(h.get("connection").is_none());
         assert!(h.get("x-secret-hop").is_none());
         assert!(h.get("keep-alive").is_none());
-        assert_eq!(
-            h["host"], "api.example.com",
-            "the caller sets the upstream's Host"
-        );
+        assert!(h.get("host").is_none(), "the client's Host goes");
         assert_eq!(h["te"], "trailers", "gRPC needs te: trailers");
         assert_eq!(h["x-forwarded-for"], "198.51.100.1, 203.0.113.9");
         assert_eq!(h["x-forwarded-proto"], "https");
@@ -568,6 +566,21 @@ mod tests {
         assert!(h.get("x-forwarded-host").is_none());
         assert!(h.get("x-l402-tier").is_none());
         assert!(h.get("x-l402-capabilities").is_none());
+    }
+
+    #[test]
+    fn forwarded_for_named_by_connection_is_dropped_not_left_empty() {
+        let mut h = HeaderMap::new();
+        h.insert("connection", HeaderValue::from_static("x-forwarded-for"));
+        h.insert("x-forwarded-for", HeaderValue::from_static("198.51.100.1"));
+        let meta = ForwardMeta {
+            service: HeaderValue::from_static("weather"),
+            peer: "203.0.113.9".parse().unwrap(),
+            tls: false,
+            token: None,
+        };
+        prepare_request_headers(&mut h, false, false, None, &meta);
+        assert_eq!(h["x-forwarded-for"], "203.0.113.9");
     }
 
     #[test]

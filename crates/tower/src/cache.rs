@@ -241,9 +241,17 @@ type CredentialShard = HashMap<Box<[u8]>, Arc<l402::Credential>>;
 /// Entries of the credential cache: ≈ 1 KiB each (the value and the parsed macaroon).
 pub(crate) const CREDENTIAL_CACHE_CAPACITY: usize = 8192;
 
-/// A header value's shard: its last byte (the preimage's last hex digit in the usual form).
+/// Longer `Authorization` values are parsed every time, not kept: a usual credential is well under
+/// 1 KiB, and a holder must not be able to fill the cache with 16 KiB variants of one token.
+pub(crate) const CREDENTIAL_CACHE_MAX_VALUE: usize = 2048;
+
+/// A header value's shard, from its last eight bytes (the end of the preimage in the usual
+/// form) mixed so that hex digits spread over every shard.
 fn credential_shard(value: &[u8]) -> usize {
-    value.last().map_or(0, |b| *b as usize % SHARDS)
+    let mut tail = [0u8; 8];
+    let n = value.len().min(8);
+    tail[..n].copy_from_slice(&value[value.len() - n..]);
+    (u64::from_le_bytes(tail).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 60) as usize % SHARDS
 }
 
 impl CredentialCache {
@@ -268,6 +276,9 @@ impl CredentialCache {
     /// Remembers the credential parsed from `value` (which must have been the request's only
     /// `Authorization` value). A full shard is emptied first: the next requests parse again.
     pub(crate) fn insert(&self, value: &[u8], credential: Arc<l402::Credential>) {
+        if value.len() > CREDENTIAL_CACHE_MAX_VALUE {
+            return;
+        }
         let mut shard = self.shards[credential_shard(value)]
             .lock()
             .unwrap_or_else(|p| p.into_inner());
@@ -306,13 +317,26 @@ mod credential_tests {
         assert!(c.get(b"L402 abc:02").is_none());
         assert!(c.get(b"L402 abc:0").is_none());
         for i in 0..100u8 {
-            // Same last byte: one shard.
-            c.insert(format!("L402 x{i}:1").as_bytes(), credential(i));
+            // Same last eight bytes: one shard.
+            c.insert(format!("L402 x{i}:01234567").as_bytes(), credential(i));
         }
         assert!(
             c.len() <= 4 + 1,
             "one shard holds at most its share: {}",
             c.len()
         );
+        let long = format!("L402 {}:00", "a".repeat(CREDENTIAL_CACHE_MAX_VALUE));
+        c.insert(long.as_bytes(), credential(1));
+        assert!(c.get(long.as_bytes()).is_none(), "long values are not kept");
+    }
+
+    #[test]
+    fn hex_endings_spread_over_every_shard() {
+        let mut used = [false; SHARDS];
+        for i in 0..4096u32 {
+            let value = format!("L402 m:{:064x}", i.wrapping_mul(2_654_435_761));
+            used[credential_shard(value.as_bytes())] = true;
+        }
+        assert!(used.iter().all(|u| *u), "{used:?}");
     }
 }
