@@ -74,6 +74,11 @@ async fn pay_then_pass_with_token_headers_upstream() {
     assert_eq!(echo["host"], up.to_string(), "the upstream's own address");
 }
 
+/// What the echo upstream saw for a GET of `url`.
+async fn echo_of(client: &reqwest::Client, url: &str) -> serde_json::Value {
+    client.get(url).send().await.unwrap().json().await.unwrap()
+}
+
 #[tokio::test]
 async fn a_configured_host_header_reaches_the_upstream() {
     let devnet = Devnet::start().await;
@@ -88,14 +93,7 @@ async fn a_configured_host_header_reaches_the_upstream() {
     );
     let proxy = start_proxy(&config(&devnet, up, &extra));
     let client = http();
-    let echo: serde_json::Value = client
-        .get(proxy.url("/vhost/x"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let echo = echo_of(&client, &proxy.url("/vhost/x")).await;
     assert_eq!(echo["host"], "api.internal");
     assert!(
         echo["x-forwarded-host"]
@@ -105,14 +103,7 @@ async fn a_configured_host_header_reaches_the_upstream() {
         "{echo}"
     );
     // A service without one sends the upstream's address (a free path: no payment needed).
-    let echo: serde_json::Value = client
-        .get(proxy.url("/weather/health"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let echo = echo_of(&client, &proxy.url("/weather/health")).await;
     assert_eq!(echo["host"], up.to_string());
 }
 

@@ -500,6 +500,16 @@ fn prepare_request_headers(
 mod tests {
     use super::*;
 
+    /// What the proxy tells the upstream for a client at `peer`, without a token.
+    fn meta(peer: &str, tls: bool) -> ForwardMeta<'static> {
+        ForwardMeta {
+            service: HeaderValue::from_static("weather"),
+            peer: peer.parse().unwrap(),
+            tls,
+            token: None,
+        }
+    }
+
     #[test]
     fn hop_by_hop_headers_go_and_forwarding_headers_come() {
         let mut h = HeaderMap::new();
@@ -513,12 +523,7 @@ mod tests {
         h.insert("x-forwarded-for", HeaderValue::from_static("198.51.100.1"));
         h.insert("x-l402-token-id", HeaderValue::from_static("forged"));
         h.insert("host", HeaderValue::from_static("api.example.com"));
-        let meta = ForwardMeta {
-            service: HeaderValue::from_static("weather"),
-            peer: "203.0.113.9".parse().unwrap(),
-            tls: true,
-            token: None,
-        };
+        let meta = meta("203.0.113.9", true);
         prepare_request_headers(
             &mut h,
             false,
@@ -551,12 +556,7 @@ mod tests {
         );
         h.insert("x-l402-tier", HeaderValue::from_static("9"));
         h.insert("x-l402-capabilities", HeaderValue::from_static("admin"));
-        let meta = ForwardMeta {
-            service: HeaderValue::from_static("weather"),
-            peer: "2001:db8::7".parse().unwrap(),
-            tls: false,
-            token: None,
-        };
+        let meta = meta("2001:db8::7", false);
         prepare_request_headers(&mut h, false, false, None, &meta);
         assert_eq!(
             h.get_all("x-forwarded-for").iter().collect::<Vec<_>>(),
@@ -573,12 +573,7 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert("connection", HeaderValue::from_static("x-forwarded-for"));
         h.insert("x-forwarded-for", HeaderValue::from_static("198.51.100.1"));
-        let meta = ForwardMeta {
-            service: HeaderValue::from_static("weather"),
-            peer: "203.0.113.9".parse().unwrap(),
-            tls: false,
-            token: None,
-        };
+        let meta = meta("203.0.113.9", false);
         prepare_request_headers(&mut h, false, false, None, &meta);
         assert_eq!(h["x-forwarded-for"], "203.0.113.9");
     }

@@ -318,10 +318,15 @@ async fn a_credential_is_parsed_once_and_still_checked_on_every_request() {
         .append("authorization", forged.parse().unwrap());
     assert_eq!(call(&mut svc, twice).await.0, StatusCode::UNAUTHORIZED);
     // Revocation applies to a cached credential at once.
+    revoke_then_refused(&w, &mut svc, &challenge, &auth).await;
+}
+
+/// Revokes the challenge's token (as an operator would) and checks `auth` is refused at once.
+async fn revoke_then_refused(w: &World, svc: &mut Svc, challenge: &Challenge, auth: &str) {
     let id = l402::Identifier::decode(challenge.macaroon().identifier()).unwrap();
     let key = w.store.revoke(id.token_id()).await.unwrap().unwrap();
     w.authority.invalidate(&key);
-    let (status, _, body) = call(&mut svc, request(Some(&auth), false)).await;
+    let (status, _, body) = call(svc, request(Some(auth), false)).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert!(body.contains("unknown or revoked"), "{body}");
 }
@@ -335,12 +340,7 @@ async fn revoked_tokens_stop_working() {
         call(&mut svc, request(Some(&auth), false)).await.0,
         StatusCode::OK
     );
-    let id = l402::Identifier::decode(challenge.macaroon().identifier()).unwrap();
-    let key = w.store.revoke(id.token_id()).await.unwrap().unwrap();
-    w.authority.invalidate(&key);
-    let (status, _, body) = call(&mut svc, request(Some(&auth), false)).await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
-    assert!(body.contains("unknown or revoked"), "{body}");
+    revoke_then_refused(&w, &mut svc, &challenge, &auth).await;
 }
 
 #[tokio::test]
