@@ -36,7 +36,8 @@ use crate::upstream::BoxError;
 const MAX_IDLE: usize = 512;
 
 /// An idle connection older than this is closed rather than reused (the upstream may be about
-/// to close it; hyper-util's client uses the same 90 s).
+/// to close it; hyper-util's client uses the same 90 s). Stale ones at the bottom of the stack,
+/// left there after a burst, are closed when the next connection comes back.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// Why a request reached no upstream response.
@@ -79,7 +80,9 @@ struct Inner {
     /// hyper-util's connector: name resolution, every address tried (IPv6 and IPv4 raced), the
     /// connect timeout, `TCP_NODELAY`.
     connector: HttpConnector,
+    /// Oldest first: connections are pushed as they come back.
     idle: Mutex<Vec<Idle>>,
+    idle_timeout: Duration,
 }
 
 impl Inner {
@@ -108,12 +111,19 @@ impl Inner {
         if !sender.is_ready() {
             return;
         }
+        let now = Instant::now();
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        // Only the most recent connections are reused, so after a burst the older ones would
+        // sit here for good: close those idle too long (one comparison when there are none).
+        if idle
+            .first()
+            .is_some_and(|i| now - i.since > self.idle_timeout)
+        {
+            let stale = idle.partition_point(|i| now - i.since > self.idle_timeout);
+            idle.drain(..stale);
+        }
         if idle.len() < MAX_IDLE {
-            idle.push(Idle {
-                sender,
-                since: Instant::now(),
-            });
+            idle.push(Idle { sender, since: now });
         }
     }
 
@@ -148,6 +158,7 @@ impl H1Pool {
                 uri,
                 connector,
                 idle: Mutex::new(Vec::new()),
+                idle_timeout: IDLE_TIMEOUT,
             }),
             host,
         })
@@ -168,7 +179,7 @@ impl H1Pool {
     /// only when ready; one that is not any more has closed since, and is dropped.
     fn checkout(&self) -> Option<SendRequest<Incoming>> {
         while let Some(Idle { sender, since }) = self.inner.pop() {
-            if sender.is_ready() && since.elapsed() <= IDLE_TIMEOUT {
+            if sender.is_ready() && since.elapsed() <= self.inner.idle_timeout {
                 return Some(sender);
             }
         }
@@ -314,6 +325,9 @@ mod tests {
                         while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
                             let head = String::from_utf8_lossy(&buf[..end]).into_owned();
                             buf.drain(..end + 4);
+                            if head.contains("x-slow: 1") {
+                                tokio::time::sleep(Duration::from_millis(100)).await;
+                            }
                             let out = respond(n, &head);
                             n += 1;
                             if out.is_empty() {
@@ -462,6 +476,30 @@ mod tests {
             "one upstream connection"
         );
         assert_eq!(pool.idle_count(), 1);
+    }
+
+    #[tokio::test]
+    async fn connections_left_idle_after_a_burst_are_closed() {
+        let (up, accepted) = upstream(ok).await;
+        let mut pool = H1Pool::new(&up.to_string(), Duration::from_secs(5)).unwrap();
+        Arc::get_mut(&mut pool.inner).unwrap().idle_timeout = Duration::from_millis(300);
+        let front = through_pool(pool.clone()).await;
+        // A burst of two at once: two upstream connections, both idle afterwards.
+        let (mut a, mut b) = (client(front).await, client(front).await);
+        let (ra, rb) = tokio::join!(
+            get(&mut a, "GET", "/x", Some(("x-slow", "1"))),
+            get(&mut b, "GET", "/x", Some(("x-slow", "1")))
+        );
+        assert_eq!((ra.0, rb.0), (200, 200));
+        assert_eq!((accepted.load(Ordering::SeqCst), pool.idle_count()), (2, 2));
+        // Steady traffic reuses the newest; the other goes stale and is closed.
+        let until = Instant::now() + Duration::from_millis(700);
+        while Instant::now() < until {
+            assert_eq!(get(&mut a, "GET", "/x", None).await.0, 200);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(pool.idle_count(), 1);
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
     }
 
     #[tokio::test]
