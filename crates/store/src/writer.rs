@@ -22,6 +22,7 @@ pub(crate) fn spawn(db: Db) -> mpsc::Sender<Pending> {
     tokio::spawn(async move {
         let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
         while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+            gather(&mut rx, &mut batch, MAX_BATCH).await;
             let records: Vec<&TokenRecord> = batch.iter().map(|p| &p.record).collect();
             let result = db.insert_batch(&records).await;
             if batch.len() > 1 {
@@ -40,6 +41,23 @@ pub(crate) fn spawn(db: Db) -> mpsc::Sender<Pending> {
     tx
 }
 
+/// Lets every task that is ready to run go first, then takes what they queued (up to `max`
+/// in all). The writer is woken by the first record and, on a busy runtime, would otherwise run
+/// right after its sender and commit it alone; after the yield the batch holds every record the
+/// ready requests produced, and one commit (one fsync) serves them all.
+pub(crate) async fn gather<T>(rx: &mut mpsc::Receiver<T>, batch: &mut Vec<T>, max: usize) {
+    if batch.len() >= max {
+        return;
+    }
+    tokio::task::yield_now().await;
+    while batch.len() < max {
+        match rx.try_recv() {
+            Ok(item) => batch.push(item),
+            Err(_) => break,
+        }
+    }
+}
+
 pub(crate) async fn submit(
     writer: &mpsc::Sender<Pending>,
     record: TokenRecord,
@@ -51,4 +69,36 @@ pub(crate) async fn submit(
         .map_err(|_| StoreError::transient("the store's writer task has stopped"))?;
     wait.await
         .map_err(|_| StoreError::transient("the store's writer task stopped before committing"))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_batch_takes_what_every_ready_task_queues() {
+        let (tx, mut rx) = mpsc::channel::<u32>(64);
+        tx.send(0).await.unwrap();
+        // Ready to run, but not yet run: on this single-threaded runtime they go once the
+        // writer yields.
+        for i in 1..=5 {
+            let tx = tx.clone();
+            tokio::spawn(async move { tx.send(i).await.unwrap() });
+        }
+        let mut batch = Vec::new();
+        assert_eq!(rx.recv_many(&mut batch, 64).await, 1);
+        gather(&mut rx, &mut batch, 64).await;
+        assert_eq!(batch, [0, 1, 2, 3, 4, 5]);
+
+        // Never past the limit; the rest waits for the next batch.
+        for i in 0..10 {
+            tx.send(i).await.unwrap();
+        }
+        let mut batch = Vec::new();
+        rx.recv_many(&mut batch, 4).await;
+        gather(&mut rx, &mut batch, 4).await;
+        assert_eq!(batch, [0, 1, 2, 3]);
+        gather(&mut rx, &mut batch, 6).await;
+        assert_eq!(batch, [0, 1, 2, 3, 4, 5]);
+    }
 }

@@ -156,6 +156,16 @@ fn spawn_invoice_writer(pool: SqlitePool) -> tokio::sync::mpsc::Sender<PendingIn
     tokio::spawn(async move {
         let mut batch = Vec::with_capacity(INVOICE_BATCH);
         while rx.recv_many(&mut batch, INVOICE_BATCH).await > 0 {
+            // Every task that is ready runs first and adds its invoice to this write.
+            if batch.len() < INVOICE_BATCH {
+                tokio::task::yield_now().await;
+                while batch.len() < INVOICE_BATCH {
+                    match rx.try_recv() {
+                        Ok(p) => batch.push(p),
+                        Err(_) => break,
+                    }
+                }
+            }
             let result = write_invoices(&pool, &batch)
                 .await
                 .map_err(|e| format!("cannot record the invoice: {e}"));
