@@ -483,6 +483,36 @@ pub(crate) fn valid_until_final(
     }
 }
 
+/// A constraint may not change once minted: a repeat must carry the value before it.
+pub(crate) fn constraint_previous(
+    condition: &str,
+    previous: &str,
+    current: &str,
+) -> Result<(), CaveatError> {
+    if previous == current {
+        Ok(())
+    } else {
+        Err(not_narrowing(condition, previous, current))
+    }
+}
+
+/// A constraint's last value must be the configured one (a token minted under other terms does
+/// not pass).
+pub(crate) fn constraint_final(
+    condition: &str,
+    expected: &str,
+    value: &str,
+) -> Result<(), CaveatError> {
+    if value == expected {
+        Ok(())
+    } else {
+        Err(CaveatError::Refused {
+            condition: condition.into(),
+            reason: format!("expected {expected:?}, token has {value:?}"),
+        })
+    }
+}
+
 fn not_narrowing(condition: &str, previous: &str, current: &str) -> CaveatError {
     CaveatError::NotNarrowing {
         condition: condition.into(),

@@ -70,7 +70,7 @@ pub use ports::{
     SharedIssuer, SharedPayer, StoreError, TokenRecord,
 };
 pub use types::{KeyId, Msat, PaymentHash, Preimage, RootKey, TokenId};
-pub use verify::{Context, Preflight, SignatureMemo, VerifiedToken, Verifier};
+pub use verify::{Context, Prechecked, Preflight, SignatureMemo, VerifiedToken, Verifier};
 
 /// Longest `Authorization` or `WWW-Authenticate` value parsed, in bytes. Longer values are
 /// refused before any decoding.

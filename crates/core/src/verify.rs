@@ -41,7 +41,13 @@ pub struct Verifier {
     strict: bool,
     satisfiers: Vec<Arc<dyn Satisfier>>,
     required: Vec<String>,
+    /// `condition=value` pairs every token must carry (see [`Verifier::constraints`]).
+    constraints: Option<Arc<[(String, String)]>>,
 }
+
+/// Caveats a token usually carries fewer than: their `(condition, value)` pairs are gathered on
+/// the stack; more go to the heap.
+const INLINE_CAVEATS: usize = 16;
 
 /// Per-request facts the caveats are checked against.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -85,6 +91,26 @@ impl<'a> Context<'a> {
 pub struct Preflight<'c> {
     credential: &'c Credential,
     identifier: Identifier,
+    /// Known when the preflight was vouched for by a [`Prechecked`].
+    key_id: Option<KeyId>,
+}
+
+/// What a [`Preflight`] established (the identifier, its key id, the preimage that matched),
+/// kept next to a parsed credential so that the same credential presented again is preflighted
+/// with comparisons instead of two SHA-256 computations. See [`Verifier::preflight_with`].
+#[derive(Clone)]
+pub struct Prechecked {
+    identifier: Identifier,
+    key_id: KeyId,
+    preimage: Preimage,
+}
+
+impl std::fmt::Debug for Prechecked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prechecked")
+            .field("key_id", &self.key_id)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What a verified credential grants.
@@ -138,6 +164,17 @@ impl Verifier {
         self
     }
 
+    /// Constraints the server minted into every token: each condition must be present, a
+    /// repeated caveat must carry the same value as the one before, and the last must equal the
+    /// configured value. A custom [`satisfier`](Self::satisfier) for the same condition takes
+    /// precedence over the value check (the presence requirement stays). The list is shared, not
+    /// copied: building a verifier per request costs no allocation.
+    #[must_use]
+    pub fn constraints(mut self, constraints: Arc<[(String, String)]>) -> Self {
+        self.constraints = (!constraints.is_empty()).then_some(constraints);
+        self
+    }
+
     /// The target service, if any.
     pub fn target_service(&self) -> Option<&str> {
         self.service.as_deref()
@@ -153,7 +190,28 @@ impl Verifier {
         Ok(Preflight {
             credential,
             identifier,
+            key_id: None,
         })
+    }
+
+    /// [`preflight`](Self::preflight) for a credential that passed it before: when `prior` was
+    /// made from a credential with this very identifier and preimage (compared, the preimage in
+    /// constant time), the preimage is not hashed again and the key id is taken from `prior`;
+    /// otherwise this is a full preflight.
+    pub fn preflight_with<'c>(
+        &self,
+        credential: &'c Credential,
+        prior: &Prechecked,
+    ) -> Result<Preflight<'c>, Error> {
+        let identifier = credential.identifier()?;
+        if identifier == prior.identifier && *credential.preimage() == prior.preimage {
+            return Ok(Preflight {
+                credential,
+                identifier,
+                key_id: Some(prior.key_id),
+            });
+        }
+        self.preflight(credential)
     }
 
     /// Full verification with a root key already looked up.
@@ -190,12 +248,12 @@ impl Verifier {
         let conditions = macaroon
             .verify_signature(root_key.as_bytes())
             .map_err(signature_error)?;
-        self.finish_conditions(&conditions, identifier, context)
+        self.finish_conditions(conditions.iter().copied(), identifier, context)
     }
 
-    fn finish_conditions(
+    fn finish_conditions<'m>(
         &self,
-        conditions: &[&[u8]],
+        conditions: impl ExactSizeIterator<Item = &'m [u8]>,
         identifier: Identifier,
         context: &Context<'_>,
     ) -> Result<VerifiedToken, Error> {
@@ -210,17 +268,20 @@ impl Verifier {
         Ok(token)
     }
 
-    fn check_caveats(
+    fn check_caveats<'m>(
         &self,
-        conditions: &[&[u8]],
+        conditions: impl ExactSizeIterator<Item = &'m [u8]>,
         payment_hash: &PaymentHash,
         context: &Context<'_>,
         token: &mut VerifiedToken,
     ) -> Result<(), Error> {
         // Caveats are grouped by exact condition, in the order each condition first appears.
         // Tokens carry a handful of caveats, so groups are found by scanning one list of pairs
-        // rather than built (no allocation per condition).
-        let mut pairs: Vec<(&str, &str)> = Vec::with_capacity(conditions.len());
+        // (on the stack when it is short) rather than built: no allocation per condition.
+        let mut inline = [("", ""); INLINE_CAVEATS];
+        let mut spilled = Vec::new();
+        let mut n = 0;
+        let on_heap = conditions.len() > INLINE_CAVEATS;
         for bytes in conditions {
             let parsed = std::str::from_utf8(bytes)
                 .ok()
@@ -234,17 +295,27 @@ impl Verifier {
                 }
                 continue;
             };
-            pairs.push(pair);
+            if on_heap {
+                spilled.push(pair);
+            } else {
+                inline[n] = pair;
+                n += 1;
+            }
         }
+        let pairs: &[(&str, &str)] = if on_heap { &spilled } else { &inline[..n] };
 
-        if let Some(missing) = self
+        let constraints = self.constraints.as_deref().unwrap_or_default();
+        let required = self
             .required
             .iter()
-            .find(|r| !pairs.iter().any(|(c, _)| c == r))
-        {
-            return Err(Error::Caveat(CaveatError::Missing {
-                condition: missing.clone(),
-            }));
+            .map(String::as_str)
+            .chain(constraints.iter().map(|(c, _)| c.as_str()));
+        for missing in required {
+            if !pairs.iter().any(|(c, _)| *c == missing) {
+                return Err(Error::Caveat(CaveatError::Missing {
+                    condition: missing.to_owned(),
+                }));
+            }
         }
         let target = self.service.as_deref();
         for (i, &(condition, _)) in pairs.iter().enumerate() {
@@ -258,6 +329,11 @@ impl Verifier {
             if let Some(s) = self.satisfiers.iter().find(|s| s.condition() == condition) {
                 let last = each_pair(values, |prev, next| s.satisfy_previous(prev, next))?;
                 s.satisfy_final(last)?;
+            } else if let Some((_, expected)) = constraints.iter().find(|(c, _)| c == condition) {
+                let last = each_pair(values, |prev, next| {
+                    caveat::constraint_previous(condition, prev, next)
+                })?;
+                caveat::constraint_final(condition, expected, last)?;
             } else if condition == SERVICES {
                 let last = each_pair(values, caveat::services_previous)?;
                 let services = caveat::services_final(last, target)?;
@@ -330,6 +406,7 @@ impl std::fmt::Debug for Verifier {
             .field("service", &self.service)
             .field("strict", &self.strict)
             .field("required", &self.required)
+            .field("constraints", &self.constraints)
             .field(
                 "satisfiers",
                 &self
@@ -352,7 +429,17 @@ impl Preflight<'_> {
 
     /// The key to look the root key up under.
     pub fn key_id(&self) -> KeyId {
-        self.identifier.key_id()
+        self.key_id.unwrap_or_else(|| self.identifier.key_id())
+    }
+
+    /// What this preflight established, to keep with the credential for
+    /// [`Verifier::preflight_with`].
+    pub fn prechecked(&self) -> Prechecked {
+        Prechecked {
+            identifier: self.identifier,
+            key_id: self.key_id(),
+            preimage: self.credential.preimage().clone(),
+        }
     }
 
     /// Checks the signature chain with `root_key` (constant-time comparison), then the caveats.
@@ -386,9 +473,9 @@ impl<'c> Preflight<'c> {
     ) -> Result<(VerifiedToken, Option<SignatureMemo>), Error> {
         let macaroon = self.credential.macaroon();
         if memo.is_some_and(|m| m.remembers(root_key, macaroon)) {
-            let conditions: Vec<&[u8]> = macaroon.caveats().iter().map(|c| c.id()).collect();
+            let conditions = macaroon.caveats().iter().map(|c| c.id());
             return verifier
-                .finish_conditions(&conditions, self.identifier, context)
+                .finish_conditions(conditions, self.identifier, context)
                 .map(|t| (t, None));
         }
         let conditions = macaroon
@@ -396,7 +483,7 @@ impl<'c> Preflight<'c> {
             .map_err(signature_error)?;
         let memo = SignatureMemo::new(root_key, macaroon);
         verifier
-            .finish_conditions(&conditions, self.identifier, context)
+            .finish_conditions(conditions.iter().copied(), self.identifier, context)
             .map(|t| (t, Some(memo)))
     }
 }

@@ -162,3 +162,108 @@ fn a_signature_memo_only_vouches_for_the_macaroon_it_remembers() {
         .unwrap();
     assert!(fresh.is_some());
 }
+
+/// Constraints: present, unchanged when repeated, equal to the configured value; a custom
+/// satisfier for the same condition decides the value instead.
+#[test]
+fn constraints_are_required_fixed_and_exact() {
+    use std::sync::Arc;
+
+    let constraints: Arc<[(String, String)]> = Arc::new([("region".into(), "eu".into())]);
+    let v = Verifier::new()
+        .service("api")
+        .constraints(constraints.clone());
+    let at = Context::at(0);
+    let (ok, key) = token(&["services=api:0", "region=eu"]);
+    assert!(v.verify(&ok, &key, &at).is_ok());
+
+    let (missing, key) = token(&["services=api:0"]);
+    assert_eq!(
+        v.verify(&missing, &key, &at),
+        Err(Error::Caveat(CaveatError::Missing {
+            condition: "region".into()
+        }))
+    );
+    let (other, key) = token(&["services=api:0", "region=us"]);
+    let err = v.verify(&other, &key, &at).unwrap_err();
+    assert!(
+        matches!(&err, Error::Caveat(CaveatError::Refused { condition, .. }) if condition == "region"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("\"eu\""), "{err}");
+    // Repeated with the same value is fine; changed (even back to the configured value at the
+    // end) is not.
+    let (same, key) = token(&["services=api:0", "region=eu", "region=eu"]);
+    assert!(v.verify(&same, &key, &at).is_ok());
+    let (changed, key) = token(&["services=api:0", "region=us", "region=eu"]);
+    assert!(matches!(
+        v.verify(&changed, &key, &at),
+        Err(Error::Caveat(CaveatError::NotNarrowing { .. }))
+    ));
+
+    // A custom satisfier for the condition takes precedence over the value check.
+    struct AnyRegion;
+    impl l402::Satisfier for AnyRegion {
+        fn condition(&self) -> &str {
+            "region"
+        }
+        fn satisfy_previous(&self, _: &str, _: &str) -> Result<(), CaveatError> {
+            Ok(())
+        }
+        fn satisfy_final(&self, _: &str) -> Result<(), CaveatError> {
+            Ok(())
+        }
+    }
+    let custom = Verifier::new()
+        .service("api")
+        .constraints(constraints)
+        .satisfier(Arc::new(AnyRegion));
+    let (other, key) = token(&["services=api:0", "region=us"]);
+    assert!(custom.verify(&other, &key, &at).is_ok());
+    let (missing, key) = token(&["services=api:0"]);
+    assert!(
+        custom.verify(&missing, &key, &at).is_err(),
+        "still required"
+    );
+}
+
+/// Tokens with more caveats than fit on the stack are checked the same way.
+#[test]
+fn many_caveats_are_all_checked() {
+    let mut caveats: Vec<String> = (0..24).map(|i| format!("note{i}=x")).collect();
+    caveats.push("services=api:0".into());
+    caveats.push("api_valid_until=100".into());
+    let refs: Vec<&str> = caveats.iter().map(String::as_str).collect();
+    let (cred, key) = token(&refs);
+    let v = Verifier::new().service("api").require("note23");
+    assert!(v.verify(&cred, &key, &Context::at(50)).is_ok());
+    assert!(matches!(
+        v.verify(&cred, &key, &Context::at(100)),
+        Err(Error::Caveat(CaveatError::Expired { .. }))
+    ));
+    let v = Verifier::new().service("api").require("note24");
+    assert!(v.verify(&cred, &key, &Context::at(50)).is_err());
+}
+
+/// A prechecked preflight vouches only for a credential with the same identifier and preimage;
+/// anything else is preflighted in full (and a wrong preimage still fails).
+#[test]
+fn a_prechecked_preflight_vouches_only_for_its_own_credential() {
+    let (cred, _) = token(&["services=api:0"]);
+    let v = Verifier::new().service("api");
+    let prior = v.preflight(&cred).unwrap().prechecked();
+    let again = v.preflight_with(&cred, &prior).unwrap();
+    assert_eq!(again.key_id(), cred.identifier().unwrap().key_id());
+
+    // Same identifier, another preimage: the preimage is checked, and fails.
+    let wrong = Credential::new(cred.macaroon().clone(), Preimage::random());
+    assert_eq!(
+        v.preflight_with(&wrong, &prior).unwrap_err(),
+        Error::PreimageMismatch
+    );
+    // Another token entirely: its own key id, not the prior one's.
+    let (other, _) = token(&["services=api:0"]);
+    let pre = v.preflight_with(&other, &prior).unwrap();
+    assert_eq!(pre.key_id(), other.identifier().unwrap().key_id());
+    assert_ne!(pre.key_id(), again.key_id());
+}

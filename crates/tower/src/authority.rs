@@ -10,10 +10,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use http::request::Parts;
 use l402::{
     Challenge, ChallengeFormat, Context, Credential, Identifier, InvoiceIssuer, InvoiceRequest,
-    KeyId, RootKey, RootKeyStore, TokenId, TokenRecord, VerifiedToken, Verifier, mint,
+    KeyId, Prechecked, RootKey, RootKeyStore, TokenId, TokenRecord, VerifiedToken, Verifier, mint,
 };
 
-use crate::cache::{CREDENTIAL_CACHE_CAPACITY, Cached, CredentialCache, RootKeyCache};
+use crate::cache::{
+    CREDENTIAL_CACHE_CAPACITY, Cached, CredentialCache, KnownCredential, RootKeyCache,
+};
 use crate::{OnInvalid, OnMissing, Policy, Rejection};
 
 /// How an [`Authority`] mints and verifies.
@@ -146,23 +148,33 @@ where
         // very value is taken parsed (it alone decides: hex headers are read only without one).
         let single = single_authorization(&request.headers);
         if let Some(value) = single
-            && let Some(credential) = self.inner.credentials.get(value)
+            && let Some(known) = self.inner.credentials.get(value)
         {
             return self
-                .verify(&credential, request, policy)
+                .check(&known.credential, Some(&known.prechecked), request, policy)
                 .await
-                .map(Grant::Token);
+                .map(|(token, _)| Grant::Token(token));
         }
         match Credential::from_headers(&request.headers) {
             Ok(credential) => {
-                let verified = self.verify(&credential, request, policy).await;
-                if verified.is_ok()
-                    && let Some(value) = single
-                    && matches!(credential.form(), l402::CredentialForm::Authorization(_))
-                {
-                    self.inner.credentials.insert(value, Arc::new(credential));
+                let verified = self.check(&credential, None, request, policy).await;
+                match verified {
+                    Ok((token, prechecked)) => {
+                        if let Some(value) = single
+                            && matches!(credential.form(), l402::CredentialForm::Authorization(_))
+                        {
+                            self.inner.credentials.insert(
+                                value,
+                                Arc::new(KnownCredential {
+                                    credential,
+                                    prechecked,
+                                }),
+                            );
+                        }
+                        Ok(Grant::Token(token))
+                    }
+                    Err(e) => Err(e),
                 }
-                verified.map(Grant::Token)
             }
             // Minting is boxed: the verification path's future stays small.
             Err(e) if e.is_missing() => match policy.on_missing {
@@ -182,23 +194,41 @@ where
         request: &Parts,
         policy: &Policy,
     ) -> Result<VerifiedToken, Rejection> {
+        self.check(credential, None, request, policy)
+            .await
+            .map(|(token, _)| token)
+    }
+
+    /// [`verify`](Self::verify), with what an earlier preflight of this credential established
+    /// (its hashes are not computed again); returns it for the next time too.
+    async fn check(
+        &self,
+        credential: &Credential,
+        prior: Option<&Prechecked>,
+        request: &Parts,
+        policy: &Policy,
+    ) -> Result<(VerifiedToken, Prechecked), Rejection> {
+        // Every configured constraint and the price binding must be on the token. Built per
+        // request without allocating unless the policy has custom satisfiers or a binding.
         let mut verifier = Verifier::new()
             .service(policy.service.clone())
-            .strict(self.inner.options.strict_caveats);
-        for s in policy.all_satisfiers() {
-            verifier = verifier.satisfier(s);
-        }
-        // Every configured constraint and the price binding must be on the token.
-        for (c, _) in policy.constraints.iter() {
-            verifier = verifier.require(c.clone());
+            .strict(self.inner.options.strict_caveats)
+            .constraints(policy.constraints.clone());
+        for s in policy.satisfiers.iter() {
+            verifier = verifier.satisfier(s.clone());
         }
         for (condition, s) in policy.bindings(request.uri.path()) {
             verifier = verifier.satisfier(s).require(condition);
         }
-        let pending = match verifier.preflight(credential) {
+        let preflight = match prior {
+            Some(prior) => verifier.preflight_with(credential, prior),
+            None => verifier.preflight(credential),
+        };
+        let pending = match preflight {
             Ok(p) => p,
             Err(e) => return Err(self.refuse(request, policy, e.to_string()).await),
         };
+        let prechecked = pending.prechecked();
         let key_id = pending.key_id();
         let Some(cached) = self.root_key(&key_id).await? else {
             return Err(self
@@ -222,7 +252,7 @@ where
                 if !cached.paid_recorded {
                     self.record_paid(key_id, policy.service.clone());
                 }
-                Ok(token)
+                Ok((token, prechecked))
             }
             Err(e) => Err(self.refuse(request, policy, e.to_string()).await),
         }

@@ -226,17 +226,63 @@ mod tests {
 /// sends the same value on every request, and parsing it (base64, the macaroon's fields, the
 /// preimage's hex) costs more than the rest of verification once the signature is remembered.
 ///
-/// Only the parse is skipped: the root key is still looked up (so revocation applies at once),
-/// the preimage still checked against the identifier, the signature still compared with the
-/// memo, and every caveat checked against the request. Entries are added only after a full
-/// verification succeeded, so unpaid or forged credentials cannot crowd out real ones.
+/// Only the parse and the preflight's two hashes are skipped (the bytes are the same, so is
+/// their outcome): the root key is still looked up (so revocation applies at once), the
+/// signature still compared with the memo, and every caveat checked against the request.
+/// Entries are added only after a full verification succeeded, so unpaid or forged credentials
+/// cannot crowd out real ones.
 pub(crate) struct CredentialCache {
     shards: Vec<std::sync::Mutex<CredentialShard>>,
     per_shard: usize,
+    /// Keys the hash of a value's tail, so nobody can aim values at one bucket or shard.
+    hasher: std::hash::RandomState,
 }
 
-/// `Authorization` value → the credential parsed from it.
-type CredentialShard = HashMap<Box<[u8]>, Arc<l402::Credential>>;
+/// One shard: values by the keyed hash of their tail (values sharing a tail share a slot, and
+/// are told apart by comparing them whole).
+#[derive(Default)]
+struct CredentialShard {
+    slots: HashMap<u64, Slot, BuildIdentity>,
+    len: usize,
+}
+
+/// The values (and their credentials) whose tails hash alike: almost always one.
+type Slot = Vec<(Box<[u8]>, Arc<KnownCredential>)>;
+
+/// The keys are already keyed SipHash outputs: hashing them again would only cost time.
+#[derive(Clone, Copy, Default)]
+struct BuildIdentity;
+
+#[derive(Default)]
+struct Identity(u64);
+
+impl std::hash::BuildHasher for BuildIdentity {
+    type Hasher = Identity;
+    fn build_hasher(&self) -> Identity {
+        Identity(0)
+    }
+}
+
+impl std::hash::Hasher for Identity {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 << 8) | u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+/// A credential that verified, with what its preflight established (so neither its parse nor
+/// its two hashes are repeated).
+pub(crate) struct KnownCredential {
+    pub(crate) credential: l402::Credential,
+    pub(crate) prechecked: l402::Prechecked,
+}
 
 /// Entries of the credential cache: ≈ 1 KiB each (the value and the parsed macaroon).
 pub(crate) const CREDENTIAL_CACHE_CAPACITY: usize = 8192;
@@ -245,54 +291,69 @@ pub(crate) const CREDENTIAL_CACHE_CAPACITY: usize = 8192;
 /// 1 KiB, and a holder must not be able to fill the cache with 16 KiB variants of one token.
 pub(crate) const CREDENTIAL_CACHE_MAX_VALUE: usize = 2048;
 
-/// A header value's shard, from its last eight bytes (the end of the preimage in the usual
-/// form) mixed so that hex digits spread over every shard.
-fn credential_shard(value: &[u8]) -> usize {
-    let mut tail = [0u8; 8];
-    let n = value.len().min(8);
-    tail[..n].copy_from_slice(&value[value.len() - n..]);
-    (u64::from_le_bytes(tail).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 60) as usize % SHARDS
-}
+/// How much of a value's end is hashed: the 64 hex digits of the preimage and a little more in
+/// the usual form, which tell tokens apart; hashing the whole macaroon would cost more than the
+/// rest of the lookup.
+const HASHED_TAIL: usize = 72;
 
 impl CredentialCache {
     pub(crate) fn new(capacity: usize) -> Self {
         CredentialCache {
             shards: (0..SHARDS)
-                .map(|_| std::sync::Mutex::new(HashMap::new()))
+                .map(|_| std::sync::Mutex::new(CredentialShard::default()))
                 .collect(),
             per_shard: (capacity / SHARDS).max(1),
+            hasher: std::hash::RandomState::new(),
         }
     }
 
+    /// The keyed hash of `value`'s length and tail, and the shard it picks.
+    fn locate(&self, value: &[u8]) -> (u64, usize) {
+        use std::hash::BuildHasher;
+        let tail = &value[value.len().saturating_sub(HASHED_TAIL)..];
+        let hash = self.hasher.hash_one((value.len(), tail));
+        (hash, (hash >> 60) as usize % SHARDS)
+    }
+
     /// The credential parsed from exactly this `Authorization` value, if it verified before.
-    pub(crate) fn get(&self, value: &[u8]) -> Option<Arc<l402::Credential>> {
-        self.shards[credential_shard(value)]
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(value)
-            .cloned()
+    pub(crate) fn get(&self, value: &[u8]) -> Option<Arc<KnownCredential>> {
+        let (hash, shard) = self.locate(value);
+        let shard = self.shards[shard].lock().unwrap_or_else(|p| p.into_inner());
+        shard
+            .slots
+            .get(&hash)?
+            .iter()
+            .find(|(v, _)| **v == *value)
+            .map(|(_, c)| c.clone())
     }
 
     /// Remembers the credential parsed from `value` (which must have been the request's only
     /// `Authorization` value). A full shard is emptied first: the next requests parse again.
-    pub(crate) fn insert(&self, value: &[u8], credential: Arc<l402::Credential>) {
+    pub(crate) fn insert(&self, value: &[u8], credential: Arc<KnownCredential>) {
         if value.len() > CREDENTIAL_CACHE_MAX_VALUE {
             return;
         }
-        let mut shard = self.shards[credential_shard(value)]
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        if shard.len() >= self.per_shard {
-            shard.clear();
+        let (hash, shard) = self.locate(value);
+        let mut shard = self.shards[shard].lock().unwrap_or_else(|p| p.into_inner());
+        if shard.len >= self.per_shard {
+            shard.slots.clear();
+            shard.len = 0;
         }
-        shard.insert(value.into(), credential);
+        let slot = shard.slots.entry(hash).or_default();
+        match slot.iter_mut().find(|(v, _)| **v == *value) {
+            Some(entry) => entry.1 = credential,
+            None => {
+                slot.push((value.into(), credential));
+                shard.len += 1;
+            }
+        }
     }
 
     /// How many credentials are cached.
     pub(crate) fn len(&self) -> usize {
         self.shards
             .iter()
-            .map(|s| s.lock().unwrap_or_else(|p| p.into_inner()).len())
+            .map(|s| s.lock().unwrap_or_else(|p| p.into_inner()).len)
             .sum()
     }
 }
@@ -301,28 +362,41 @@ impl CredentialCache {
 mod credential_tests {
     use super::*;
 
-    fn credential(n: u8) -> Arc<l402::Credential> {
-        let m = l402::macaroon::Macaroon::new(b"k", vec![n; 66], "lsat");
-        Arc::new(l402::Credential::new(
-            m,
-            l402::Preimage::from_bytes([n; 32]),
-        ))
+    fn credential(n: u8) -> Arc<KnownCredential> {
+        let preimage = l402::Preimage::from_bytes([n; 32]);
+        let id = l402::Identifier::new(preimage.payment_hash(), l402::TokenId::from_bytes([n; 32]));
+        let m = l402::mint(&l402::RootKey::from_bytes([n; 32]), &id, "lsat", &[]);
+        let credential = l402::Credential::new(m, preimage);
+        let prechecked = l402::Verifier::new()
+            .preflight(&credential)
+            .unwrap()
+            .prechecked();
+        Arc::new(KnownCredential {
+            credential,
+            prechecked,
+        })
     }
 
     #[test]
     fn exact_values_only_and_bounded() {
         let c = CredentialCache::new(SHARDS * 4);
         c.insert(b"L402 abc:01", credential(1));
-        assert!(c.get(b"L402 abc:01").is_some());
+        assert_eq!(
+            c.get(b"L402 abc:01").unwrap().credential.preimage(),
+            &l402::Preimage::from_bytes([1; 32])
+        );
         assert!(c.get(b"L402 abc:02").is_none());
         assert!(c.get(b"L402 abc:0").is_none());
-        for i in 0..100u8 {
-            // Same last eight bytes: one shard.
-            c.insert(format!("L402 x{i}:01234567").as_bytes(), credential(i));
+        assert!(c.get(b"L402 abc:011").is_none());
+        // The same value again replaces its entry.
+        c.insert(b"L402 abc:01", credential(2));
+        assert_eq!(c.len(), 1);
+        for i in 0..1000u32 {
+            c.insert(format!("L402 x:{i:064x}").as_bytes(), credential(3));
         }
         assert!(
-            c.len() <= 4 + 1,
-            "one shard holds at most its share: {}",
+            c.len() <= SHARDS * 4,
+            "each shard holds at most its share: {}",
             c.len()
         );
         let long = format!("L402 {}:00", "a".repeat(CREDENTIAL_CACHE_MAX_VALUE));
@@ -331,11 +405,28 @@ mod credential_tests {
     }
 
     #[test]
+    fn values_sharing_their_tail_are_told_apart() {
+        let c = CredentialCache::new(1000);
+        let tail = "9".repeat(HASHED_TAIL);
+        let a = format!("L402 AAAA{tail}");
+        let b = format!("L402 BBBB{tail}");
+        assert_eq!(c.locate(a.as_bytes()), c.locate(b.as_bytes()), "same slot");
+        c.insert(a.as_bytes(), credential(1));
+        assert!(c.get(b.as_bytes()).is_none());
+        c.insert(b.as_bytes(), credential(2));
+        assert_eq!(c.len(), 2);
+        let preimage = |v: &str| c.get(v.as_bytes()).unwrap().credential.preimage().clone();
+        assert_eq!(preimage(&a), l402::Preimage::from_bytes([1; 32]));
+        assert_eq!(preimage(&b), l402::Preimage::from_bytes([2; 32]));
+    }
+
+    #[test]
     fn hex_endings_spread_over_every_shard() {
+        let c = CredentialCache::new(1000);
         let mut used = [false; SHARDS];
         for i in 0..4096u32 {
             let value = format!("L402 m:{:064x}", i.wrapping_mul(2_654_435_761));
-            used[credential_shard(value.as_bytes())] = true;
+            used[c.locate(value.as_bytes()).1] = true;
         }
         assert!(used.iter().all(|u| *u), "{used:?}");
     }

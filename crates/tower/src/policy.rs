@@ -228,8 +228,8 @@ impl Policy {
         Ok(caveats)
     }
 
-    /// The conditions verification requires (constraints and the price binding), with the
-    /// satisfiers that check them, for a request on `path`.
+    /// The price binding verification requires (its condition and the satisfier that checks it),
+    /// for a request on `path`; constraints are checked by the verifier itself.
     pub(crate) fn bindings(&self, path: &str) -> Vec<(String, Arc<dyn Satisfier>)> {
         let mut out: Vec<(String, Arc<dyn Satisfier>)> = Vec::new();
         match self.price_binding {
@@ -256,21 +256,6 @@ impl Policy {
             }
         }
         out
-    }
-
-    /// The satisfiers verification uses: the custom ones, plus one per constraint.
-    pub(crate) fn all_satisfiers(&self) -> impl Iterator<Item = Arc<dyn Satisfier>> + '_ {
-        let constraints = self
-            .constraints
-            .iter()
-            .filter(|(k, _)| !self.satisfiers.iter().any(|s| s.condition() == k))
-            .map(|(k, v)| {
-                Arc::new(Constraint {
-                    condition: k.clone(),
-                    value: v.clone(),
-                }) as Arc<dyn Satisfier>
-            });
-        self.satisfiers.iter().cloned().chain(constraints)
     }
 }
 
@@ -342,8 +327,8 @@ impl Satisfier for PaidAtLeast {
     }
 }
 
-/// Enforces a configured constraint caveat: it may not change, and must carry the configured
-/// value (so a token minted under other terms does not pass).
+/// Enforces the path binding: the caveat may not change, and must name the requested path (so
+/// a token bought for one path does not open another).
 struct Constraint {
     condition: String,
     value: String,
