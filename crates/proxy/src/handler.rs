@@ -3,7 +3,8 @@
 //! ```text
 //! client IP (trusted proxies) → blocklist (403) → route (404) → per-IP limits (429)
 //!   → admission: free path | auth off | freebie → free;  else → L402 policy for the path
-//!   → L402Service (402 / 401 / 503 …) → per-token limits (429) → upstream (502 / 504)
+//!   → L402 decision: Authority::authorize (402 / 401 / 503 …) → per-token limits (429)
+//!   → upstream (502 / 504)
 //! ```
 
 use std::net::IpAddr;
@@ -12,10 +13,9 @@ use std::time::Instant;
 
 use arc_swap::ArcSwap;
 use http::{Request, Response};
-use http_body_util::{BodyExt, Either};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use l402_tower::{Rejection, is_grpc};
-use tower::ServiceExt;
+use l402_tower::{Grant, Rejection, is_grpc};
 
 use crate::client_ip::{client_ip, client_net};
 use crate::route::{Admission, ConnInfo, ProxyAuthority, RouteTable, no_route};
@@ -64,9 +64,7 @@ pub(crate) fn check_path(path: &str) -> Result<(), &'static str> {
 }
 
 /// Whether the request carries anything that looks like an L402 credential (a full parse
-/// happens in the L402 layer; this only decides whether a freebie applies).
-const GRPC_STATUS: http::HeaderName = http::HeaderName::from_static("grpc-status");
-
+/// happens in the L402 decision; this only decides whether a freebie applies).
 fn has_credential(headers: &http::HeaderMap) -> bool {
     let l402_auth = headers
         .get_all(http::header::AUTHORIZATION)
@@ -154,25 +152,6 @@ impl RequestMetrics {
     }
 }
 
-/// The outcome label of a response the L402 layer or the forwarder produced.
-fn outcome(resp: &Response<l402_tower::ResponseBody<Body>>) -> Outcome {
-    let grpc_status = resp
-        .headers()
-        .get(GRPC_STATUS)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u16>().ok());
-    match resp.body() {
-        Either::Right(_) => match (resp.status().as_u16(), grpc_status) {
-            (402, _) | (200, Some(13)) => Outcome::PaymentRequired,
-            (401, _) | (200, Some(16)) => Outcome::Unauthorized,
-            (403, _) | (200, Some(7)) => Outcome::Forbidden,
-            (429, _) | (200, Some(8)) => Outcome::RateLimited,
-            _ => Outcome::Unavailable,
-        },
-        Either::Left(_) => forwarded_outcome(resp.status()),
-    }
-}
-
 /// The outcome label of a response from the forwarder (the upstream's, or a per-token limit's
 /// 429, or our own 502/504).
 fn forwarded_outcome(status: http::StatusCode) -> Outcome {
@@ -186,7 +165,7 @@ fn forwarded_outcome(status: http::StatusCode) -> Outcome {
 /// Handles one request.
 pub(crate) async fn handle(
     shared: Arc<Shared>,
-    mut req: Request<Incoming>,
+    req: Request<Incoming>,
     peer: IpAddr,
     tls: bool,
 ) -> Response<Body> {
@@ -252,20 +231,51 @@ pub(crate) async fn handle(
         }
         Admission::L402(p) => p,
     };
-    let ext = req.extensions_mut();
-    if let Some(policy) = policy {
-        ext.insert(policy);
+    let policy = policy.as_ref().unwrap_or(route.base_policy());
+    if policy.is_free() {
+        // Priced at zero, with no pricer: nothing to verify.
+        let resp = route.forwarder.forward(req, conn, None).await;
+        route
+            .metrics
+            .record(forwarded_outcome(resp.status()), started);
+        return resp;
     }
-    ext.insert(conn);
-    let resp = match route.service.clone().oneshot(req).await {
-        Ok(r) => r,
-        Err(never) => match never {},
-    };
-    route.metrics.record(outcome(&resp), started);
-    resp.map(|b| match b {
-        Either::Left(b) => b,
-        Either::Right(f) => f.map_err(|never| match never {}).boxed_unsync(),
-    })
+    // The L402 decision, then the forwarder, called directly: the verified token is handed
+    // over as an argument rather than through the request's extensions and a tower layer.
+    let (mut parts, body) = req.into_parts();
+    if policy.mint_guard.is_some() {
+        // The per-network challenge limit reads the client from here.
+        parts.extensions.insert(conn);
+    }
+    match route.authority.authorize(&parts, policy).await {
+        Ok(grant) => {
+            let token = match grant {
+                Grant::Token(token) => Some(token),
+                Grant::Free => None,
+            };
+            let req = Request::from_parts(parts, body);
+            let resp = route.forwarder.forward(req, conn, token.as_ref()).await;
+            route
+                .metrics
+                .record(forwarded_outcome(resp.status()), started);
+            resp
+        }
+        Err(rejection) => {
+            route.metrics.record(rejection_outcome(&rejection), started);
+            rejection_response(rejection, grpc)
+        }
+    }
+}
+
+/// The outcome label of a request the L402 decision refused.
+fn rejection_outcome(rejection: &Rejection) -> Outcome {
+    match rejection {
+        Rejection::PaymentRequired { .. } => Outcome::PaymentRequired,
+        Rejection::Unauthorized { .. } => Outcome::Unauthorized,
+        Rejection::Forbidden { .. } => Outcome::Forbidden,
+        Rejection::TooManyRequests { .. } => Outcome::RateLimited,
+        _ => Outcome::Unavailable,
+    }
 }
 
 #[cfg(test)]

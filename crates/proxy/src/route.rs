@@ -2,11 +2,7 @@
 //! limits, freebies and upstream. Immutable once built; a reload builds a new one and swaps it in
 //! atomically, so requests in flight keep the table they started with.
 
-use std::convert::Infallible;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use http::{Request, Response};
@@ -15,8 +11,7 @@ use hyper::body::Incoming;
 use ipnet::IpNet;
 use l402::{SharedIssuer, VerifiedToken};
 use l402_store::Store;
-use l402_tower::{Authority, L402Service, OnInvalid, OnMissing, Policy, PriceBinding};
-use tower::Service;
+use l402_tower::{Authority, OnInvalid, OnMissing, Policy, PriceBinding};
 
 use crate::config::{AuthLevel, Config, ServiceConfig};
 use crate::handler::RequestMetrics;
@@ -43,7 +38,7 @@ pub(crate) struct ConnInfo {
     pub(crate) client: std::net::IpAddr,
 }
 
-/// The service behind the L402 layer: applies per-token limits and forwards.
+/// What a request goes to once admitted: applies per-token limits and forwards.
 #[derive(Clone)]
 pub(crate) struct Forwarder {
     target: Arc<Target>,
@@ -54,35 +49,6 @@ struct Target {
     name: http::HeaderValue,
     upstream: Upstream,
     limits: Arc<ServiceLimits>,
-}
-
-impl Service<Request<Incoming>> for Forwarder {
-    type Response = Response<Body>;
-    type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, mut req: Request<Incoming>) -> Self::Future {
-        let this = self.clone();
-        Box::pin(async move {
-            // Taken, not cloned: nothing after the forwarder reads it.
-            let token = req.extensions_mut().remove::<VerifiedToken>();
-            let unspecified = std::net::IpAddr::from([0, 0, 0, 0]);
-            let conn = req
-                .extensions()
-                .get::<ConnInfo>()
-                .copied()
-                .unwrap_or(ConnInfo {
-                    tls: false,
-                    peer: unspecified,
-                    client: unspecified,
-                });
-            Ok(this.forward(req, conn, token.as_ref()).await)
-        })
-    }
 }
 
 impl Forwarder {
@@ -122,8 +88,9 @@ pub(crate) struct Route {
     base_policy: Policy,
     pub(crate) limits: Arc<ServiceLimits>,
     pub(crate) freebies: Option<Freebies>,
-    pub(crate) service: L402Service<Forwarder, SharedIssuer, Store>,
-    /// The same forwarder without the L402 layer, for free requests.
+    /// Decides paid requests (verifies credentials, mints challenges).
+    pub(crate) authority: ProxyAuthority,
+    /// Applies per-token limits and forwards.
     pub(crate) forwarder: Forwarder,
 }
 
@@ -141,7 +108,12 @@ impl Route {
             && self.config.path.as_ref().is_none_or(|r| r.is_match(path))
     }
 
-    /// The policy for a path when it differs from the service's (the L402 layer's default):
+    /// The service's policy (paths without terms of their own).
+    pub(crate) fn base_policy(&self) -> &Policy {
+        &self.base_policy
+    }
+
+    /// The policy for a path when it differs from the service's:
     /// with per-path price, required capability or no-challenge behaviour.
     pub(crate) fn policy_for(&self, path: &str) -> Option<Policy> {
         let c = &self.config;
@@ -257,7 +229,7 @@ impl RouteTable {
             routes.push(Arc::new(Route {
                 metrics: RequestMetrics::new(&s.name),
                 config: s.clone(),
-                service: L402Service::new(forwarder.clone(), authority.clone(), policy.clone()),
+                authority: authority.clone(),
                 forwarder,
                 base_policy: policy,
                 limits,
