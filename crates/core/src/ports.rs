@@ -502,6 +502,13 @@ pub struct TokenRecord {
     pub invoice_expires_at: i64,
 }
 
+impl TokenRecord {
+    /// The identifier of the token (payment hash and token id).
+    pub fn identifier(&self) -> crate::Identifier {
+        crate::Identifier::new(self.payment_hash, self.token_id)
+    }
+}
+
 /// Why a store operation failed.
 #[derive(Debug)]
 pub struct StoreError {
@@ -564,10 +571,12 @@ pub trait RootKeyStore: Send + Sync {
     /// Stores a newly minted token's record, durably.
     fn insert(&self, record: TokenRecord) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// The root key stored under `key_id`; `None` if unknown or revoked.
+    /// The root key of the token `identifier` names; `None` if unknown or revoked. Stores find
+    /// it by the identifier's token id (time-ordered, so that index grows at its end instead of
+    /// taking a random page per token, as the key id would) and check its payment hash.
     fn root_key<'a>(
         &'a self,
-        key_id: &'a crate::KeyId,
+        identifier: &'a crate::Identifier,
     ) -> impl Future<Output = Result<Option<crate::RootKey>, StoreError>> + Send + 'a;
 
     /// Records that a token was verified with a valid preimage (so it was paid). Returns the
@@ -576,7 +585,7 @@ pub trait RootKeyStore: Send + Sync {
     /// is unknown. Best effort: called once per token and process, off the response path.
     fn mark_paid<'a>(
         &'a self,
-        key_id: &'a crate::KeyId,
+        identifier: &'a crate::Identifier,
     ) -> impl Future<Output = Result<Option<Msat>, StoreError>> + Send + 'a;
 
     /// Revokes a token: its root key is deleted, so it never verifies again. Returns the key id

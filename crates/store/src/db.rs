@@ -5,7 +5,7 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
-use l402::{KeyId, Msat, PaymentHash, RootKey, StoreError, TokenId, TokenRecord};
+use l402::{Identifier, KeyId, Msat, PaymentHash, RootKey, StoreError, TokenId, TokenRecord};
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -363,14 +363,21 @@ impl Db {
         })
     }
 
-    pub(crate) async fn root_key(&self, key_id: &KeyId) -> Result<Option<RootKey>, StoreError> {
+    pub(crate) async fn root_key(
+        &self,
+        identifier: &Identifier,
+    ) -> Result<Option<RootKey>, StoreError> {
         const CALL: &str = "look up root key";
-        // No row, or a row whose key was wiped by revocation: no key.
+        // No row, or a row whose key was wiped by revocation: no key. The token id finds the
+        // row; the payment hash must match too, so the row is this very identifier's.
         let bytes: Option<Option<Vec<u8>>> = on_db!(self, |pool, ph| {
-            sqlx::query_scalar(ph.sql("SELECT root_key FROM l402_tokens WHERE key_id = ?"))
-                .bind(key_id.as_bytes().to_vec())
-                .fetch_optional(pool)
-                .await
+            sqlx::query_scalar(
+                ph.sql("SELECT root_key FROM l402_tokens WHERE token_id = ? AND payment_hash = ?"),
+            )
+            .bind(identifier.token_id().as_bytes().to_vec())
+            .bind(identifier.payment_hash().as_bytes().to_vec())
+            .fetch_optional(pool)
+            .await
         })
         .map_err(map_err(CALL))?;
         bytes
@@ -381,12 +388,12 @@ impl Db {
 
     pub(crate) async fn payment_hash(
         &self,
-        key_id: &KeyId,
+        token_id: &TokenId,
     ) -> Result<Option<PaymentHash>, StoreError> {
         const CALL: &str = "look up token";
         let bytes: Option<Vec<u8>> = on_db!(self, |pool, ph| {
-            sqlx::query_scalar(ph.sql("SELECT payment_hash FROM l402_tokens WHERE key_id = ?"))
-                .bind(key_id.as_bytes().to_vec())
+            sqlx::query_scalar(ph.sql("SELECT payment_hash FROM l402_tokens WHERE token_id = ?"))
+                .bind(token_id.as_bytes().to_vec())
                 .fetch_optional(pool)
                 .await
         })
@@ -399,15 +406,15 @@ impl Db {
     /// Marks a token paid; returns its price when this call was the one that marked it.
     pub(crate) async fn mark_paid(
         &self,
-        key_id: &KeyId,
+        token_id: &TokenId,
         now: i64,
     ) -> Result<Option<Msat>, StoreError> {
         let price: Option<i64> = on_db!(self, |pool, ph| {
             sqlx::query_scalar(ph.sql(
-                "UPDATE l402_tokens SET paid_at = ? WHERE key_id = ? AND paid_at IS NULL RETURNING price_msat",
+                "UPDATE l402_tokens SET paid_at = ? WHERE token_id = ? AND paid_at IS NULL RETURNING price_msat",
             ))
             .bind(now)
-            .bind(key_id.as_bytes().to_vec())
+            .bind(token_id.as_bytes().to_vec())
             .fetch_optional(pool)
             .await
         })
@@ -507,10 +514,10 @@ impl Db {
         &self,
         before: i64,
         limit: u32,
-    ) -> Result<Vec<(KeyId, PaymentHash, i64)>, StoreError> {
+    ) -> Result<Vec<(TokenId, PaymentHash, i64)>, StoreError> {
         let rows: Vec<(Vec<u8>, Vec<u8>, i64)> = on_db!(self, |pool, ph| {
             sqlx::query_as(ph.sql(
-                "SELECT key_id, payment_hash, invoice_expires_at FROM l402_tokens
+                "SELECT token_id, payment_hash, invoice_expires_at FROM l402_tokens
                  WHERE paid_at IS NULL AND revoked_at IS NULL AND invoice_expires_at < ?
                  ORDER BY invoice_expires_at LIMIT ?",
             ))
@@ -521,17 +528,17 @@ impl Db {
         })
         .map_err(map_err("find expired challenges"))?;
         rows.iter()
-            .map(|(k, h, e)| Ok((bytes32(k, "key id")?, bytes32(h, "payment hash")?, *e)))
+            .map(|(t, h, e)| Ok((bytes32(t, "token id")?, bytes32(h, "payment hash")?, *e)))
             .collect()
     }
 
     /// Deletes a challenge that is still unpaid; returns how many were deleted (0 or 1).
-    pub(crate) async fn delete_unpaid(&self, key_id: &KeyId) -> Result<u64, StoreError> {
+    pub(crate) async fn delete_unpaid(&self, token_id: &TokenId) -> Result<u64, StoreError> {
         const CALL: &str = "delete expired challenge";
         on_db!(self, |pool, ph| {
             // The root key goes with the row.
-            sqlx::query(ph.sql("DELETE FROM l402_tokens WHERE key_id = ? AND paid_at IS NULL"))
-                .bind(key_id.as_bytes().to_vec())
+            sqlx::query(ph.sql("DELETE FROM l402_tokens WHERE token_id = ? AND paid_at IS NULL"))
+                .bind(token_id.as_bytes().to_vec())
                 .execute(pool)
                 .await
                 .map(|r| r.rows_affected())
@@ -634,11 +641,11 @@ mod tests {
             .unwrap();
         for r in &records {
             assert_eq!(
-                db.root_key(&r.key_id).await.unwrap(),
+                db.root_key(&r.identifier()).await.unwrap(),
                 Some(r.root_key.clone())
             );
         }
-        // One bad row (a key id already stored) fails the whole batch: nothing half-written.
+        // One bad row (a token id already stored) fails the whole batch: nothing half-written.
         let mut again: Vec<TokenRecord> = (0..150).map(|_| record()).collect();
         again[120] = records[0].clone();
         assert!(
@@ -646,7 +653,7 @@ mod tests {
                 .await
                 .is_err()
         );
-        assert_eq!(db.root_key(&again[0].key_id).await.unwrap(), None);
+        assert_eq!(db.root_key(&again[0].identifier()).await.unwrap(), None);
     }
 
     #[tokio::test]

@@ -33,8 +33,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use l402::{
-    InvoiceIssuer, InvoiceState, KeyId, Msat, PaymentHash, RootKey, RootKeyStore, StoreError,
-    TokenId, TokenRecord,
+    Identifier, InvoiceIssuer, InvoiceState, KeyId, Msat, PaymentHash, RootKey, RootKeyStore,
+    StoreError, TokenId, TokenRecord,
 };
 use tokio::sync::{broadcast, mpsc};
 
@@ -176,20 +176,20 @@ impl Store {
     ) -> Result<CleanupReport, StoreError> {
         let before = now - grace.as_secs() as i64;
         let mut report = CleanupReport::default();
-        for (key_id, hash, expired_at) in self.inner.db.unpaid_expired(before, limit).await? {
+        for (token_id, hash, expired_at) in self.inner.db.unpaid_expired(before, limit).await? {
             match issuer.invoice_state(&hash).await {
                 Ok(InvoiceState::Settled) => {
-                    if self.inner.db.mark_paid(&key_id, now).await?.is_some() {
+                    if self.inner.db.mark_paid(&token_id, now).await?.is_some() {
                         report.found_paid += 1;
                     }
                 }
                 Ok(InvoiceState::Open) => report.deferred += 1,
                 Ok(InvoiceState::Expired | InvoiceState::Cancelled) => {
-                    report.deleted += self.inner.db.delete_unpaid(&key_id).await?;
+                    report.deleted += self.inner.db.delete_unpaid(&token_id).await?;
                 }
                 Err(e) if e.kind() == l402::ErrorKind::NotFound => {
                     if expired_at < now - NOT_FOUND_GRACE.as_secs() as i64 {
-                        report.deleted += self.inner.db.delete_unpaid(&key_id).await?;
+                        report.deleted += self.inner.db.delete_unpaid(&token_id).await?;
                     } else {
                         tracing::debug!(%hash, "cleanup deferred: issuer does not know the invoice yet");
                         report.deferred += 1;
@@ -204,9 +204,12 @@ impl Store {
         Ok(report)
     }
 
-    /// The payment hash of the token stored under `key_id`, if any.
-    pub async fn payment_hash(&self, key_id: &KeyId) -> Result<Option<PaymentHash>, StoreError> {
-        self.inner.db.payment_hash(key_id).await
+    /// The payment hash of the token `token_id`, if it is stored.
+    pub async fn payment_hash(
+        &self,
+        token_id: &TokenId,
+    ) -> Result<Option<PaymentHash>, StoreError> {
+        self.inner.db.payment_hash(token_id).await
     }
 }
 
@@ -225,12 +228,15 @@ impl RootKeyStore for Store {
         writer::submit(&self.inner.writer, record).await
     }
 
-    async fn root_key(&self, key_id: &KeyId) -> Result<Option<RootKey>, StoreError> {
-        self.inner.db.root_key(key_id).await
+    async fn root_key(&self, identifier: &Identifier) -> Result<Option<RootKey>, StoreError> {
+        self.inner.db.root_key(identifier).await
     }
 
-    async fn mark_paid(&self, key_id: &KeyId) -> Result<Option<Msat>, StoreError> {
-        self.inner.db.mark_paid(key_id, now_secs()).await
+    async fn mark_paid(&self, identifier: &Identifier) -> Result<Option<Msat>, StoreError> {
+        self.inner
+            .db
+            .mark_paid(identifier.token_id(), now_secs())
+            .await
     }
 
     async fn revoke(&self, token_id: &TokenId) -> Result<Option<KeyId>, StoreError> {

@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use l402::{
-    Identifier, InvoiceIssuer, InvoicePayer, InvoiceRequest, KeyId, Msat, PayRequest, Preimage,
-    RootKey, RootKeyStore, TokenId, TokenRecord,
+    Identifier, InvoiceIssuer, InvoicePayer, InvoiceRequest, Msat, PayRequest, Preimage, RootKey,
+    RootKeyStore, TokenId, TokenRecord,
 };
 use l402_devnode::{DevNode, DevNodeClient, DevNodeConfig};
 use l402_store::{Revocation, Store};
@@ -14,6 +14,11 @@ fn now() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64
+}
+
+/// An identifier no store has seen.
+fn unknown() -> Identifier {
+    Identifier::new(Preimage::random().payment_hash(), TokenId::random())
 }
 
 fn record(expires_in: i64) -> TokenRecord {
@@ -151,16 +156,16 @@ async fn a_version_1_database_is_upgraded<B: Backend>() {
         .await
         .expect("a version-1 database opens");
     assert_eq!(
-        store.root_key(&paid.key_id).await.unwrap(),
+        store.root_key(&paid.identifier()).await.unwrap(),
         Some(paid.root_key.clone()),
         "a paid token keeps working"
     );
     assert_eq!(
-        store.root_key(&unpaid.key_id).await.unwrap(),
+        store.root_key(&unpaid.identifier()).await.unwrap(),
         Some(unpaid.root_key.clone())
     );
     assert_eq!(
-        store.root_key(&revoked.key_id).await.unwrap(),
+        store.root_key(&revoked.identifier()).await.unwrap(),
         None,
         "a revoked token stays revoked"
     );
@@ -191,7 +196,7 @@ async fn a_version_1_database_is_upgraded<B: Backend>() {
     drop(store);
     let store = Store::connect(&url).await.unwrap();
     assert_eq!(
-        store.root_key(&fresh.key_id).await.unwrap(),
+        store.root_key(&fresh.identifier()).await.unwrap(),
         Some(fresh.root_key)
     );
     assert_eq!(store.stats().await.unwrap().tokens, 4);
@@ -204,18 +209,115 @@ async fn a_version_1_database_is_upgraded<B: Backend>() {
     .await;
 }
 
+/// A database as schema version 2 left it (rows keyed by key id), holding a paid token, an
+/// unpaid one and a revoked one (root key wiped); then the current build opens it.
+async fn a_version_2_database_is_upgraded<B: Backend>() {
+    let url = B::url();
+    let blob = B::BLOB;
+    let (paid, unpaid, revoked) = (record(3600), record(3600), record(-10));
+    let mut sql = vec![
+        "CREATE TABLE l402_schema (version BIGINT NOT NULL)".to_string(),
+        "INSERT INTO l402_schema (version) VALUES (2)".into(),
+        format!(
+            "CREATE TABLE l402_tokens (key_id {blob} PRIMARY KEY, token_id {blob} NOT NULL UNIQUE,
+                root_key {blob}, payment_hash {blob} NOT NULL, service TEXT NOT NULL,
+                price_msat BIGINT NOT NULL, invoice TEXT NOT NULL, created_at BIGINT NOT NULL,
+                invoice_expires_at BIGINT NOT NULL, paid_at BIGINT, revoked_at BIGINT)"
+        ),
+        "CREATE INDEX l402_tokens_unpaid ON l402_tokens (invoice_expires_at)
+            WHERE paid_at IS NULL AND revoked_at IS NULL"
+            .into(),
+        "CREATE INDEX l402_tokens_created ON l402_tokens (created_at)".into(),
+    ];
+    for (r, paid_at, revoked_at) in [
+        (&paid, "100", "NULL"),
+        (&unpaid, "NULL", "NULL"),
+        (&revoked, "NULL", "200"),
+    ] {
+        let root_key = if revoked_at == "NULL" {
+            B::blob(r.root_key.as_bytes())
+        } else {
+            "NULL".into()
+        };
+        sql.push(format!(
+            "INSERT INTO l402_tokens VALUES ({}, {}, {root_key}, {}, '{}', {}, '{}', {}, {}, {paid_at}, {revoked_at})",
+            B::blob(r.key_id.as_bytes()),
+            B::blob(r.token_id.as_bytes()),
+            B::blob(r.payment_hash.as_bytes()),
+            r.service,
+            r.price.as_u64(),
+            r.invoice,
+            r.created_at,
+            r.invoice_expires_at,
+        ));
+    }
+    B::run(&url, &sql).await;
+
+    let store = Store::connect(&url)
+        .await
+        .expect("a version-2 database opens");
+    assert_eq!(
+        store.root_key(&paid.identifier()).await.unwrap(),
+        Some(paid.root_key.clone()),
+        "a paid token keeps working"
+    );
+    assert_eq!(
+        store.root_key(&unpaid.identifier()).await.unwrap(),
+        Some(unpaid.root_key.clone())
+    );
+    assert_eq!(
+        store.root_key(&revoked.identifier()).await.unwrap(),
+        None,
+        "a revoked token stays revoked"
+    );
+    let info = store.token(&paid.token_id).await.unwrap().unwrap();
+    assert_eq!(
+        (info.key_id, info.payment_hash, info.paid_at, info.invoice),
+        (
+            paid.key_id,
+            paid.payment_hash,
+            Some(100),
+            paid.invoice.clone()
+        )
+    );
+    let stats = store.stats().await.unwrap();
+    assert_eq!((stats.tokens, stats.paid, stats.revoked), (3, 1, 1));
+    // Revocation still answers with the key id (caches and other instances forget it by that).
+    assert_eq!(
+        store.revoke(&unpaid.token_id).await.unwrap(),
+        Some(unpaid.key_id)
+    );
+    let fresh = record(3600);
+    store.insert(fresh.clone()).await.unwrap();
+    drop(store);
+    let store = Store::connect(&url).await.unwrap();
+    assert_eq!(
+        store.root_key(&fresh.identifier()).await.unwrap(),
+        Some(fresh.root_key)
+    );
+    assert_eq!(store.stats().await.unwrap().tokens, 4);
+    drop(store);
+    // Version 3 is recorded: a second row claiming version 2 would be ignored as older.
+    B::run(
+        &url,
+        &["INSERT INTO l402_schema (version) VALUES (2)".to_string()],
+    )
+    .await;
+    assert!(Store::connect(&url).await.is_ok());
+}
+
 async fn insert_and_get<B: Backend>() {
     let store = Store::connect(&B::url()).await.unwrap();
     let r = record(3600);
     store.insert(r.clone()).await.unwrap();
     assert_eq!(
-        store.root_key(&r.key_id).await.unwrap(),
+        store.root_key(&r.identifier()).await.unwrap(),
         Some(r.root_key.clone())
     );
-    assert_eq!(
-        store.root_key(&KeyId::from_bytes([9; 32])).await.unwrap(),
-        None
-    );
+    assert_eq!(store.root_key(&unknown()).await.unwrap(), None);
+    // The token id alone does not find the key: the payment hash must be this token's too.
+    let forged = Identifier::new(Preimage::random().payment_hash(), r.token_id);
+    assert_eq!(store.root_key(&forged).await.unwrap(), None);
     let info = store.token(&r.token_id).await.unwrap().unwrap();
     assert_eq!(info.key_id, r.key_id);
     assert_eq!(info.payment_hash, r.payment_hash);
@@ -223,7 +325,7 @@ async fn insert_and_get<B: Backend>() {
     assert_eq!(info.price, Msat::from_sat(21));
     assert_eq!(info.paid_at, None);
     assert_eq!(
-        store.payment_hash(&r.key_id).await.unwrap(),
+        store.payment_hash(&r.token_id).await.unwrap(),
         Some(r.payment_hash)
     );
 }
@@ -236,7 +338,10 @@ async fn survives_reopening<B: Backend>() {
         store.insert(r.clone()).await.unwrap();
     }
     let store = Store::connect(&url).await.unwrap();
-    assert_eq!(store.root_key(&r.key_id).await.unwrap(), Some(r.root_key));
+    assert_eq!(
+        store.root_key(&r.identifier()).await.unwrap(),
+        Some(r.root_key)
+    );
 }
 
 async fn revoke_deletes_the_key_and_announces_it<B: Backend>() {
@@ -246,7 +351,7 @@ async fn revoke_deletes_the_key_and_announces_it<B: Backend>() {
     store.insert(r.clone()).await.unwrap();
     assert_eq!(store.revoke(&r.token_id).await.unwrap(), Some(r.key_id));
     assert_eq!(
-        store.root_key(&r.key_id).await.unwrap(),
+        store.root_key(&r.identifier()).await.unwrap(),
         None,
         "never verifies again"
     );
@@ -274,19 +379,16 @@ async fn paid_tokens_count_as_revenue<B: Backend>() {
         store.insert(r.clone()).await.unwrap();
     }
     assert_eq!(
-        store.mark_paid(&a.key_id).await.unwrap(),
+        store.mark_paid(&a.identifier()).await.unwrap(),
         Some(Msat::from_sat(21))
     );
     assert_eq!(
-        store.mark_paid(&a.key_id).await.unwrap(),
+        store.mark_paid(&a.identifier()).await.unwrap(),
         None,
         "counted once"
     );
-    store.mark_paid(&b.key_id).await.unwrap();
-    assert_eq!(
-        store.mark_paid(&KeyId::from_bytes([3; 32])).await.unwrap(),
-        None
-    );
+    store.mark_paid(&b.identifier()).await.unwrap();
+    assert_eq!(store.mark_paid(&unknown()).await.unwrap(), None);
     store.revoke(&c.token_id).await.unwrap();
     let stats = store.stats().await.unwrap();
     assert_eq!(stats.tokens, 3);
@@ -313,7 +415,7 @@ async fn group_commit_under_concurrency<B: Backend>() {
     }
     for r in &records {
         assert_eq!(
-            store.root_key(&r.key_id).await.unwrap().as_ref(),
+            store.root_key(&r.identifier()).await.unwrap().as_ref(),
             Some(&r.root_key)
         );
     }
@@ -383,14 +485,25 @@ async fn cleanup_asks_the_issuer_first<B: Backend>() {
     assert_eq!(report.deleted, 2, "{report:?}");
     assert_eq!(report.found_paid, 1, "{report:?}");
     assert_eq!(report.deferred, 2, "{report:?}");
-    assert_eq!(store.root_key(&r_expired.key_id).await.unwrap(), None);
-    assert_eq!(store.root_key(&r_unknown_old.key_id).await.unwrap(), None);
+    assert_eq!(store.root_key(&r_expired.identifier()).await.unwrap(), None);
+    assert_eq!(
+        store.root_key(&r_unknown_old.identifier()).await.unwrap(),
+        None
+    );
     assert!(
-        store.root_key(&r_unknown.key_id).await.unwrap().is_some(),
+        store
+            .root_key(&r_unknown.identifier())
+            .await
+            .unwrap()
+            .is_some(),
         "an invoice the issuer does not know is kept for a week after it expired"
     );
     assert!(
-        store.root_key(&r_paid.key_id).await.unwrap().is_some(),
+        store
+            .root_key(&r_paid.identifier())
+            .await
+            .unwrap()
+            .is_some(),
         "a paid token keeps working"
     );
     assert!(
@@ -402,8 +515,20 @@ async fn cleanup_asks_the_issuer_first<B: Backend>() {
             .paid_at
             .is_some()
     );
-    assert!(store.root_key(&r_open.key_id).await.unwrap().is_some());
-    assert!(store.root_key(&r_fresh.key_id).await.unwrap().is_some());
+    assert!(
+        store
+            .root_key(&r_open.identifier())
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        store
+            .root_key(&r_fresh.identifier())
+            .await
+            .unwrap()
+            .is_some()
+    );
 }
 
 macro_rules! suite {
@@ -438,6 +563,10 @@ macro_rules! suite {
             async fn a_version_1_database_is_upgraded() {
                 super::a_version_1_database_is_upgraded::<$b>().await
             }
+            #[tokio::test]
+            async fn a_version_2_database_is_upgraded() {
+                super::a_version_2_database_is_upgraded::<$b>().await
+            }
         }
     };
 }
@@ -456,7 +585,7 @@ async fn postgres_revocation_reaches_every_instance() {
     let r = record(3600);
     a.insert(r.clone()).await.unwrap();
     assert!(
-        b.root_key(&r.key_id).await.unwrap().is_some(),
+        b.root_key(&r.identifier()).await.unwrap().is_some(),
         "shared state"
     );
     a.revoke(&r.token_id).await.unwrap();
@@ -470,7 +599,7 @@ async fn postgres_revocation_reaches_every_instance() {
     })
     .await;
     assert!(got.is_ok(), "instance B never heard of the revocation");
-    assert_eq!(b.root_key(&r.key_id).await.unwrap(), None);
+    assert_eq!(b.root_key(&r.identifier()).await.unwrap(), None);
 }
 
 #[tokio::test]

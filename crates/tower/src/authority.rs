@@ -230,7 +230,8 @@ where
         };
         let prechecked = pending.prechecked();
         let key_id = pending.key_id();
-        let Some(cached) = self.root_key(&key_id).await? else {
+        let identifier = *pending.identifier();
+        let Some(cached) = self.root_key(&key_id, &identifier).await? else {
             return Err(self
                 .refuse(request, policy, "unknown or revoked token".to_string())
                 .await);
@@ -250,7 +251,7 @@ where
                     self.inner.cache.set_memo(&key_id, memo);
                 }
                 if !cached.paid_recorded {
-                    self.record_paid(key_id, policy.service.clone());
+                    self.record_paid(key_id, identifier, policy.service.clone());
                 }
                 Ok((token, prechecked))
             }
@@ -258,12 +259,17 @@ where
         }
     }
 
-    async fn root_key(&self, key_id: &KeyId) -> Result<Option<Cached>, Rejection> {
+    /// The root key of `identifier` (whose key id is `key_id`): from the cache, else the store.
+    async fn root_key(
+        &self,
+        key_id: &KeyId,
+        identifier: &Identifier,
+    ) -> Result<Option<Cached>, Rejection> {
         if let Some(hit) = self.inner.cache.get(key_id) {
             return Ok(Some(hit));
         }
         let generation = self.inner.cache.generation();
-        match self.inner.store.root_key(key_id).await {
+        match self.inner.store.root_key(identifier).await {
             Ok(Some(k)) => {
                 self.inner
                     .cache
@@ -286,11 +292,11 @@ where
     }
 
     /// Records, off the response path, that the token was seen paid.
-    fn record_paid(&self, key_id: KeyId, service: std::sync::Arc<str>) {
+    fn record_paid(&self, key_id: KeyId, identifier: Identifier, service: std::sync::Arc<str>) {
         self.inner.cache.set_paid_recorded(&key_id);
         let this = self.clone();
         tokio::spawn(async move {
-            match this.inner.store.mark_paid(&key_id).await {
+            match this.inner.store.mark_paid(&identifier).await {
                 Ok(Some(price)) => {
                     let service = service.to_string();
                     metrics::counter!("l402_invoices_settled_total", "service" => service.clone())

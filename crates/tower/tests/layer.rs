@@ -9,9 +9,9 @@ use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use l402::{
-    BackendError, Challenge, CreatedInvoice, Credential, ErrorKind, InvoiceIssuer, InvoicePayer,
-    InvoiceRequest, InvoiceState, KeyId, Msat, PayRequest, PaymentHash, RootKey, RootKeyStore,
-    Scheme, StoreError, TokenId, TokenRecord, VerifiedToken,
+    BackendError, Challenge, CreatedInvoice, Credential, ErrorKind, Identifier, InvoiceIssuer,
+    InvoicePayer, InvoiceRequest, InvoiceState, KeyId, Msat, PayRequest, PaymentHash, RootKey,
+    RootKeyStore, Scheme, StoreError, TokenId, TokenRecord, VerifiedToken,
 };
 use l402_devnode::{DevNode, DevNodeConfig, DevWallet};
 use l402_store::Store;
@@ -33,14 +33,14 @@ impl RootKeyStore for Flaky {
         }
         self.store.insert(record).await
     }
-    async fn root_key(&self, key_id: &KeyId) -> Result<Option<RootKey>, StoreError> {
+    async fn root_key(&self, identifier: &Identifier) -> Result<Option<RootKey>, StoreError> {
         if self.fail_reads.load(Ordering::SeqCst) {
             return Err(StoreError::transient("connection refused"));
         }
-        self.store.root_key(key_id).await
+        self.store.root_key(identifier).await
     }
-    async fn mark_paid(&self, key_id: &KeyId) -> Result<Option<Msat>, StoreError> {
-        self.store.mark_paid(key_id).await
+    async fn mark_paid(&self, identifier: &Identifier) -> Result<Option<Msat>, StoreError> {
+        self.store.mark_paid(identifier).await
     }
     async fn revoke(&self, token_id: &TokenId) -> Result<Option<KeyId>, StoreError> {
         self.store.revoke(token_id).await
