@@ -42,21 +42,31 @@ pub(crate) fn spawn(db: Db) -> mpsc::Sender<Pending> {
 }
 
 /// Lets every task that is ready to run go first, then takes what they queued (up to `max`
-/// in all). The writer is woken by the first record and, on a busy runtime, would otherwise run
-/// right after its sender and commit it alone; after the yield the batch holds every record the
-/// ready requests produced, and one commit (one fsync) serves them all.
+/// in all), and again while that brings more (at most [`GATHER_ROUNDS`] times). The writer is
+/// woken by the first record and, on a busy runtime, would otherwise run right after its sender
+/// and commit it alone; after the yields the batch holds every record the ready requests
+/// produced, and one commit (one fsync) serves them all.
 pub(crate) async fn gather<T>(rx: &mut mpsc::Receiver<T>, batch: &mut Vec<T>, max: usize) {
-    if batch.len() >= max {
-        return;
-    }
-    tokio::task::yield_now().await;
-    while batch.len() < max {
-        match rx.try_recv() {
-            Ok(item) => batch.push(item),
-            Err(_) => break,
+    for _ in 0..GATHER_ROUNDS {
+        if batch.len() >= max {
+            return;
+        }
+        tokio::task::yield_now().await;
+        let before = batch.len();
+        while batch.len() < max {
+            match rx.try_recv() {
+                Ok(item) => batch.push(item),
+                Err(_) => break,
+            }
+        }
+        if batch.len() == before {
+            return;
         }
     }
 }
+
+/// How many times [`gather`] yields while each yield brings more records.
+const GATHER_ROUNDS: usize = 8;
 
 pub(crate) async fn submit(
     writer: &mpsc::Sender<Pending>,
@@ -89,6 +99,20 @@ mod tests {
         assert_eq!(rx.recv_many(&mut batch, 64).await, 1);
         gather(&mut rx, &mut batch, 64).await;
         assert_eq!(batch, [0, 1, 2, 3, 4, 5]);
+
+        // A sender that becomes ready only after the first yield (it yields itself before
+        // sending) still joins: the writer yields again while yielding brings more.
+        tx.send(10).await.unwrap();
+        let late = tx.clone();
+        tokio::spawn(async move {
+            late.send(11).await.unwrap();
+            tokio::task::yield_now().await;
+            late.send(12).await.unwrap();
+        });
+        let mut batch = Vec::new();
+        rx.recv_many(&mut batch, 64).await;
+        gather(&mut rx, &mut batch, 64).await;
+        assert_eq!(batch, [10, 11, 12]);
 
         // Never past the limit; the rest waits for the next batch.
         for i in 0..10 {

@@ -156,14 +156,22 @@ fn spawn_invoice_writer(pool: SqlitePool) -> tokio::sync::mpsc::Sender<PendingIn
     tokio::spawn(async move {
         let mut batch = Vec::with_capacity(INVOICE_BATCH);
         while rx.recv_many(&mut batch, INVOICE_BATCH).await > 0 {
-            // Every task that is ready runs first and adds its invoice to this write.
-            if batch.len() < INVOICE_BATCH {
+            // Every task that is ready runs first and adds its invoice to this write (again,
+            // while that brings more).
+            for _ in 0..8 {
+                if batch.len() >= INVOICE_BATCH {
+                    break;
+                }
                 tokio::task::yield_now().await;
+                let before = batch.len();
                 while batch.len() < INVOICE_BATCH {
                     match rx.try_recv() {
                         Ok(p) => batch.push(p),
                         Err(_) => break,
                     }
+                }
+                if batch.len() == before {
+                    break;
                 }
             }
             let result = write_invoices(&pool, &batch)
