@@ -129,10 +129,24 @@ impl Challenge {
 
     /// One header value in the given scheme: `L402 macaroon="…", invoice="…"`.
     pub fn to_header_value(&self, scheme: Scheme, spec_params: bool) -> String {
-        let mac = self.macaroon.to_base64();
-        let mut out = format!("{scheme} macaroon=\"{mac}\", invoice=\"{}\"", self.invoice);
+        self.header_value_with(&self.macaroon.to_base64(), scheme, spec_params)
+    }
+
+    /// [`to_header_value`](Self::to_header_value) with the macaroon already in base64.
+    fn header_value_with(&self, mac: &str, scheme: Scheme, spec_params: bool) -> String {
+        let mut out = String::with_capacity(
+            32 + mac.len() * if spec_params { 2 } else { 1 } + self.invoice.len(),
+        );
+        out.push_str(scheme.as_str());
+        out.push_str(" macaroon=\"");
+        out.push_str(mac);
+        out.push_str("\", invoice=\"");
+        out.push_str(&self.invoice);
+        out.push('"');
         if spec_params {
-            out.push_str(&format!(", version=\"0\", token=\"{mac}\""));
+            out.push_str(", version=\"0\", token=\"");
+            out.push_str(mac);
+            out.push('"');
         }
         out
     }
@@ -151,11 +165,13 @@ impl Challenge {
     /// assert!(lines[1].ends_with("\", invoice=\"lnbcrt10n1pexample\""));
     /// ```
     pub fn header_values(&self, format: ChallengeFormat) -> Vec<String> {
+        // The macaroon is encoded once for both lines.
+        let mac = self.macaroon.to_base64();
         let mut out = Vec::with_capacity(2);
         if format.lsat_line {
-            out.push(self.to_header_value(Scheme::Lsat, false));
+            out.push(self.header_value_with(&mac, Scheme::Lsat, false));
         }
-        out.push(self.to_header_value(Scheme::L402, format.spec_params));
+        out.push(self.header_value_with(&mac, Scheme::L402, format.spec_params));
         out
     }
 

@@ -145,6 +145,11 @@ struct PendingInvoice {
     done: tokio::sync::oneshot::Sender<Result<(), String>>,
 }
 
+/// Room for an encoded invoice without its description: prefix and amount, timestamp, payment
+/// hash, payment secret, expiry, CLTV delta, features, signature and checksum come to about 260
+/// characters (277 with the description `L402 weather`).
+const BOLT11_CAPACITY: usize = 288;
+
 /// The most invoices written in one transaction (and one statement: 8 columns each).
 const INVOICE_BATCH: usize = 128;
 
@@ -435,7 +440,11 @@ impl DevWallet {
                     format!("cannot build invoice: {e}"),
                 )
             })?;
-        let bolt11 = invoice.to_string();
+        // Written into a string of about its final size (the encoder writes it a character at a
+        // time: growing from empty reallocates several times).
+        let mut bolt11 = String::with_capacity(BOLT11_CAPACITY + request.memo.len() * 8 / 5);
+        std::fmt::Write::write_fmt(&mut bolt11, format_args!("{invoice}"))
+            .expect("writing to a String cannot fail");
         let created = now_ms();
         let expires = created.saturating_add(request.expiry.as_millis() as i64);
         let (done, written) = tokio::sync::oneshot::channel();
