@@ -12,7 +12,7 @@ repo=$(cd "$here/.." && pwd)
 secs=${1:-60}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(macaroon_binary macaroon_json macaroon_text identifier challenge credential)
+[ ${#targets[@]} -gt 0 ] || targets=(macaroon_binary macaroon_json macaroon_text identifier challenge credential verify)
 command -v cargo-fuzz >/dev/null || { echo "fuzz.sh: install cargo-fuzz first: cargo install cargo-fuzz --locked" >&2; exit 1; }
 export RUSTC_BOOTSTRAP=1
 
@@ -45,6 +45,9 @@ for i, s in enumerate(strings):
         if raw[:1] == b"\x02":
             write("challenge", f"c{i}", f'L402 macaroon="{base64.b64encode(raw).decode()}", invoice="lnbcrt1x"'.encode())
             write("credential", f"a{i}", f"Authorization: L402 {base64.b64encode(raw).decode()}:{'ab' * 32}".encode())
+# verify: an options byte, then one caveat per line.
+write("verify", "s1", b"\x06services=api:0\nregion=eu\napi_valid_until=2000\napi_capabilities=read,write\nnote=1")
+write("verify", "s2", b"\x86services=api:0,other:1\nservices=api:0\nregion=eu\nregion=eu\napi_capabilities=read\napi_capabilities=read")
 PY
 cargo fuzz build -O "${targets[@]/#/}" >/dev/null 2>&1 || cargo fuzz build -O
 for t in "${targets[@]}"; do
