@@ -49,6 +49,9 @@ fuzz_target!(|data: &[u8]| {
         Err(e) => (Err(e), None),
     };
     assert_eq!(first, full, "the memo path's first verification is the full one");
+    // The prechecked preflight vouches for this credential only: another preimage is checked.
+    let other = Credential::new(credential.macaroon().clone(), Preimage::from_bytes([8; 32]));
+    assert!(verifier.preflight_with(&other, &prechecked).is_err());
     if let Some(memo) = memo {
         let again = verifier
             .preflight_with(&credential, &prechecked)

@@ -221,7 +221,7 @@ pub(crate) async fn handle(
         client: ip,
     };
     let policy = match route.admit(path, net, !has_credential(req.headers())) {
-        // Free: straight to the forwarder, past the L402 layer.
+        // Free: straight to the forwarder, no L402 decision.
         Admission::Free => {
             let resp = route.forwarder.forward(req, conn, None).await;
             route

@@ -55,10 +55,39 @@ fn create(blob: &str) -> Vec<String> {
     out
 }
 
+/// On PostgreSQL, the first statements of an upgrade that copies `tables` into a new table: an
+/// instance of an older build sharing the database may still be writing (minting, marking paid,
+/// revoking), and a write committed after the copy read its table would be dropped with it. The
+/// lock waits for those writes and holds off new ones until the upgrade commits; reads go on.
+/// (SQLite's `BEGIN IMMEDIATE` already holds the file's write lock.)
+fn lock_for_copy(pg: bool, tables: &[&str]) -> Vec<String> {
+    if pg {
+        vec![format!(
+            "LOCK TABLE {} IN EXCLUSIVE MODE",
+            tables.join(", ")
+        )]
+    } else {
+        Vec::new()
+    }
+}
+
+/// The last statements of an upgrade that renamed `l402_tokens_v3`: on PostgreSQL its primary
+/// key keeps the old table's name unless renamed, and a fresh database calls it
+/// `l402_tokens_pkey`.
+fn finish_copy(pg: bool) -> Vec<String> {
+    let mut out: Vec<String> = TOKEN_INDEXES.iter().map(|s| s.to_string()).collect();
+    if pg {
+        out.push("ALTER INDEX l402_tokens_v3_pkey RENAME TO l402_tokens_pkey".into());
+    }
+    out.push(format!("UPDATE l402_schema SET version = {VERSION}"));
+    out
+}
+
 /// Version 1 → 3: the root keys move into the token rows (a revoked token's key was deleted:
 /// its row gets NULL), the payment-hash and key-id indexes go.
-fn upgrade_from_1(blob: &str) -> Vec<String> {
-    let mut out = vec![
+fn upgrade_from_1(blob: &str, pg: bool) -> Vec<String> {
+    let mut out = lock_for_copy(pg, &["l402_tokens", "l402_root_keys"]);
+    out.extend([
         tokens_table("l402_tokens_v3", blob),
         "INSERT INTO l402_tokens_v3 (key_id, token_id, root_key, payment_hash, service, price_msat,
                 invoice, created_at, invoice_expires_at, paid_at, revoked_at)
@@ -69,15 +98,17 @@ fn upgrade_from_1(blob: &str) -> Vec<String> {
         "DROP TABLE l402_root_keys".into(),
         "DROP TABLE l402_tokens".into(),
         "ALTER TABLE l402_tokens_v3 RENAME TO l402_tokens".into(),
-    ];
-    out.extend(TOKEN_INDEXES.iter().map(|s| s.to_string()));
-    out.push(format!("UPDATE l402_schema SET version = {VERSION}"));
+    ]);
+    out.extend(finish_copy(pg));
     out
 }
 
-/// Version 2 → 3: the rows move to a table keyed by token id; the key-id index goes.
-fn upgrade_from_2(blob: &str) -> Vec<String> {
-    let mut out = vec![
+/// Version 2 → 3: the rows move to a table keyed by token id; the key-id index goes. Instances of
+/// older builds should be stopped first: they would wait on the lock, then look tokens up by key
+/// id without an index.
+fn upgrade_from_2(blob: &str, pg: bool) -> Vec<String> {
+    let mut out = lock_for_copy(pg, &["l402_tokens"]);
+    out.extend([
         tokens_table("l402_tokens_v3", blob),
         "INSERT INTO l402_tokens_v3 (token_id, key_id, root_key, payment_hash, service,
                 price_msat, invoice, created_at, invoice_expires_at, paid_at, revoked_at)
@@ -88,9 +119,8 @@ fn upgrade_from_2(blob: &str) -> Vec<String> {
         // The old table's indexes go with it (their names are then free for the new ones).
         "DROP TABLE l402_tokens".into(),
         "ALTER TABLE l402_tokens_v3 RENAME TO l402_tokens".into(),
-    ];
-    out.extend(TOKEN_INDEXES.iter().map(|s| s.to_string()));
-    out.push(format!("UPDATE l402_schema SET version = {VERSION}"));
+    ]);
+    out.extend(finish_copy(pg));
     out
 }
 
@@ -129,11 +159,11 @@ pub(crate) async fn migrate(db: &Db) -> Result<(), StoreError> {
             }
             Some(1) => {
                 tracing::info!("upgrading the token store from schema version 1 to {VERSION}");
-                upgrade_from_1(blob)
+                upgrade_from_1(blob, matches!(ph, Ph::Dollar))
             }
             Some(2) => {
                 tracing::info!("upgrading the token store from schema version 2 to {VERSION}");
-                upgrade_from_2(blob)
+                upgrade_from_2(blob, matches!(ph, Ph::Dollar))
             }
             Some(VERSION) => Vec::new(),
             Some(v) if v > VERSION => {

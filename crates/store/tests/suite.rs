@@ -297,6 +297,14 @@ async fn a_version_2_database_is_upgraded<B: Backend>() {
     );
     assert_eq!(store.stats().await.unwrap().tokens, 4);
     drop(store);
+    if B::BLOB == "BYTEA" {
+        // The primary key has the name a fresh database gives it (fails if it does not exist).
+        B::run(
+            &url,
+            &["COMMENT ON INDEX l402_tokens_pkey IS 'token id'".to_string()],
+        )
+        .await;
+    }
     // Version 3 is recorded: a second row claiming version 2 would be ignored as older.
     B::run(
         &url,

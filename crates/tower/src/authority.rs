@@ -218,7 +218,11 @@ where
             verifier = verifier.satisfier(s.clone());
         }
         for (condition, s) in policy.bindings(request.uri.path()) {
-            verifier = verifier.satisfier(s).require(condition);
+            // A constraint of the same name decides that condition, as it always has.
+            if !policy.constraints.iter().any(|(c, _)| *c == condition) {
+                verifier = verifier.satisfier(s);
+            }
+            verifier = verifier.require(condition);
         }
         let preflight = match prior {
             Some(prior) => verifier.preflight_with(credential, prior),

@@ -296,6 +296,9 @@ pub(crate) const CREDENTIAL_CACHE_MAX_VALUE: usize = 2048;
 /// rest of the lookup.
 const HASHED_TAIL: usize = 72;
 
+/// The most values kept per tail hash.
+const SLOT_CAPACITY: usize = 4;
+
 impl CredentialCache {
     pub(crate) fn new(capacity: usize) -> Self {
         CredentialCache {
@@ -312,7 +315,8 @@ impl CredentialCache {
         use std::hash::BuildHasher;
         let tail = &value[value.len().saturating_sub(HASHED_TAIL)..];
         let hash = self.hasher.hash_one((value.len(), tail));
-        (hash, (hash >> 60) as usize % SHARDS)
+        // Middle bits: the map inside a shard uses the low bits (bucket) and the top seven (tag).
+        (hash, (hash >> 32) as usize % SHARDS)
     }
 
     /// The credential parsed from exactly this `Authorization` value, if it verified before.
@@ -340,12 +344,17 @@ impl CredentialCache {
             shard.len = 0;
         }
         let slot = shard.slots.entry(hash).or_default();
+        let full = slot.len() >= SLOT_CAPACITY;
         match slot.iter_mut().find(|(v, _)| **v == *value) {
             Some(entry) => entry.1 = credential,
-            None => {
+            // Values that share a tail are variants of one credential (the parser ignores
+            // whitespace a holder may add before it): a few are kept, the rest parsed each time,
+            // so nobody can make one lookup compare hundreds of values.
+            None if !full => {
                 slot.push((value.into(), credential));
                 shard.len += 1;
             }
+            None => {}
         }
     }
 
@@ -418,6 +427,23 @@ mod credential_tests {
         let preimage = |v: &str| c.get(v.as_bytes()).unwrap().credential.preimage().clone();
         assert_eq!(preimage(&a), l402::Preimage::from_bytes([1; 32]));
         assert_eq!(preimage(&b), l402::Preimage::from_bytes([2; 32]));
+        // Variants sharing a tail: only a few are kept.
+        for i in 0..20 {
+            c.insert(format!("L402 {i:04}{tail}").as_bytes(), credential(3));
+        }
+        assert_eq!(c.len(), SLOT_CAPACITY);
+        assert!(
+            c.get(
+                b"L402 0019"
+                    .iter()
+                    .chain(tail.as_bytes())
+                    .copied()
+                    .collect::<Vec<u8>>()
+                    .as_slice()
+            )
+            .is_none()
+        );
+        assert!(c.get(a.as_bytes()).is_some(), "the first ones stay");
     }
 
     #[test]

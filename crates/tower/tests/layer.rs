@@ -15,7 +15,9 @@ use l402::{
 };
 use l402_devnode::{DevNode, DevNodeConfig, DevWallet};
 use l402_store::Store;
-use l402_tower::{Authority, AuthorityOptions, L402Layer, OnInvalid, OnMissing, Policy};
+use l402_tower::{
+    Authority, AuthorityOptions, L402Layer, OnInvalid, OnMissing, Policy, PriceBinding,
+};
 use tower::{Service, ServiceBuilder, ServiceExt};
 
 /// A store whose reads and writes can be made to fail.
@@ -279,6 +281,28 @@ async fn constraints_are_minted_and_enforced() {
     let (status, _, body) = call(&mut us, request(Some(&auth), false)).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert!(body.contains("region"), "{body}");
+}
+
+/// A constraint named like the price binding's condition decides it (the binding's own check
+/// does not replace it).
+#[tokio::test]
+async fn a_constraint_decides_a_condition_it_shares_with_the_binding() {
+    let w = world().await;
+    let bound = Policy::new("weather", Msat::from_sat(10)).price_binding(PriceBinding::Path);
+    let mut svc = api(&w, bound.clone());
+    let (_, auth) = buy(&w, &mut svc).await;
+    assert_eq!(
+        call(&mut svc, request(Some(&auth), false)).await.0,
+        StatusCode::OK,
+        "the token carries weather_path=/forecast"
+    );
+    let mut pinned = api(
+        &w,
+        bound.constraints([("weather_path".into(), "/elsewhere".into())]),
+    );
+    let (status, _, body) = call(&mut pinned, request(Some(&auth), false)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(body.contains("/elsewhere"), "{body}");
 }
 
 #[tokio::test]
