@@ -103,6 +103,74 @@ impl Backend for Postgres {
     }
 }
 
+/// The columns every schema version has in this order, from the payment hash to the invoice's
+/// expiry, as SQL literals.
+fn row_tail<B: Backend>(r: &TokenRecord) -> String {
+    format!(
+        "{}, '{}', {}, '{}', {}, {}",
+        B::blob(r.payment_hash.as_bytes()),
+        r.service,
+        r.price.as_u64(),
+        r.invoice,
+        r.created_at,
+        r.invoice_expires_at,
+    )
+}
+
+/// Opens an older database holding a paid token (paid at 100), an unpaid one and a revoked one
+/// (revoked at 200) and checks the upgrade kept all three as they were, then that the store
+/// works as usual and opening it again changes nothing.
+async fn opens_upgraded(
+    url: &str,
+    paid: &TokenRecord,
+    unpaid: &TokenRecord,
+    revoked: &TokenRecord,
+) {
+    let store = Store::connect(url).await.expect("an older database opens");
+    assert_eq!(
+        store.root_key(&paid.identifier()).await.unwrap(),
+        Some(paid.root_key.clone()),
+        "a paid token keeps working"
+    );
+    assert_eq!(
+        store.root_key(&unpaid.identifier()).await.unwrap(),
+        Some(unpaid.root_key.clone())
+    );
+    assert_eq!(
+        store.root_key(&revoked.identifier()).await.unwrap(),
+        None,
+        "a revoked token stays revoked"
+    );
+    let info = store.token(&paid.token_id).await.unwrap().unwrap();
+    assert_eq!(
+        (info.key_id, info.payment_hash, info.paid_at, info.invoice),
+        (
+            paid.key_id,
+            paid.payment_hash,
+            Some(100),
+            paid.invoice.clone()
+        )
+    );
+    let revoked_at = store.token(&revoked.token_id).await.unwrap().unwrap();
+    assert_eq!(revoked_at.revoked_at, Some(200));
+    let stats = store.stats().await.unwrap();
+    assert_eq!((stats.tokens, stats.paid, stats.revoked), (3, 1, 1));
+    // Revocation still answers with the key id (caches and other instances forget it by that).
+    assert_eq!(
+        store.revoke(&unpaid.token_id).await.unwrap(),
+        Some(unpaid.key_id)
+    );
+    let fresh = record(3600);
+    store.insert(fresh.clone()).await.unwrap();
+    drop(store);
+    let store = Store::connect(url).await.unwrap();
+    assert_eq!(
+        store.root_key(&fresh.identifier()).await.unwrap(),
+        Some(fresh.root_key)
+    );
+    assert_eq!(store.stats().await.unwrap().tokens, 4);
+}
+
 /// A database as schema version 1 left it (root keys in a table of their own), holding a paid
 /// token, an unpaid one and a revoked one (whose root key version 1 deleted); then the current
 /// build opens it.
@@ -139,68 +207,15 @@ async fn a_version_1_database_is_upgraded<B: Backend>() {
             ));
         }
         sql.push(format!(
-            "INSERT INTO l402_tokens VALUES ({}, {}, {}, '{}', {}, '{}', {}, {}, {paid_at}, {revoked_at})",
+            "INSERT INTO l402_tokens VALUES ({}, {}, {}, {paid_at}, {revoked_at})",
             B::blob(r.token_id.as_bytes()),
             B::blob(r.key_id.as_bytes()),
-            B::blob(r.payment_hash.as_bytes()),
-            r.service,
-            r.price.as_u64(),
-            r.invoice,
-            r.created_at,
-            r.invoice_expires_at,
+            row_tail::<B>(r),
         ));
     }
     B::run(&url, &sql).await;
 
-    let store = Store::connect(&url)
-        .await
-        .expect("a version-1 database opens");
-    assert_eq!(
-        store.root_key(&paid.identifier()).await.unwrap(),
-        Some(paid.root_key.clone()),
-        "a paid token keeps working"
-    );
-    assert_eq!(
-        store.root_key(&unpaid.identifier()).await.unwrap(),
-        Some(unpaid.root_key.clone())
-    );
-    assert_eq!(
-        store.root_key(&revoked.identifier()).await.unwrap(),
-        None,
-        "a revoked token stays revoked"
-    );
-    let info = store.token(&paid.token_id).await.unwrap().unwrap();
-    assert_eq!(
-        (info.key_id, info.payment_hash, info.paid_at, info.invoice),
-        (
-            paid.key_id,
-            paid.payment_hash,
-            Some(100),
-            paid.invoice.clone()
-        )
-    );
-    assert_eq!(
-        store
-            .token(&revoked.token_id)
-            .await
-            .unwrap()
-            .unwrap()
-            .revoked_at,
-        Some(200)
-    );
-    let stats = store.stats().await.unwrap();
-    assert_eq!((stats.tokens, stats.paid, stats.revoked), (3, 1, 1));
-    // The store works as usual afterwards, and opening it again changes nothing.
-    let fresh = record(3600);
-    store.insert(fresh.clone()).await.unwrap();
-    drop(store);
-    let store = Store::connect(&url).await.unwrap();
-    assert_eq!(
-        store.root_key(&fresh.identifier()).await.unwrap(),
-        Some(fresh.root_key)
-    );
-    assert_eq!(store.stats().await.unwrap().tokens, 4);
-    drop(store);
+    opens_upgraded(&url, &paid, &unpaid, &revoked).await;
     // The old table is gone (creating it again succeeds), so no root key is left behind in it.
     B::run(
         &url,
@@ -240,63 +255,15 @@ async fn a_version_2_database_is_upgraded<B: Backend>() {
             "NULL".into()
         };
         sql.push(format!(
-            "INSERT INTO l402_tokens VALUES ({}, {}, {root_key}, {}, '{}', {}, '{}', {}, {}, {paid_at}, {revoked_at})",
+            "INSERT INTO l402_tokens VALUES ({}, {}, {root_key}, {}, {paid_at}, {revoked_at})",
             B::blob(r.key_id.as_bytes()),
             B::blob(r.token_id.as_bytes()),
-            B::blob(r.payment_hash.as_bytes()),
-            r.service,
-            r.price.as_u64(),
-            r.invoice,
-            r.created_at,
-            r.invoice_expires_at,
+            row_tail::<B>(r),
         ));
     }
     B::run(&url, &sql).await;
 
-    let store = Store::connect(&url)
-        .await
-        .expect("a version-2 database opens");
-    assert_eq!(
-        store.root_key(&paid.identifier()).await.unwrap(),
-        Some(paid.root_key.clone()),
-        "a paid token keeps working"
-    );
-    assert_eq!(
-        store.root_key(&unpaid.identifier()).await.unwrap(),
-        Some(unpaid.root_key.clone())
-    );
-    assert_eq!(
-        store.root_key(&revoked.identifier()).await.unwrap(),
-        None,
-        "a revoked token stays revoked"
-    );
-    let info = store.token(&paid.token_id).await.unwrap().unwrap();
-    assert_eq!(
-        (info.key_id, info.payment_hash, info.paid_at, info.invoice),
-        (
-            paid.key_id,
-            paid.payment_hash,
-            Some(100),
-            paid.invoice.clone()
-        )
-    );
-    let stats = store.stats().await.unwrap();
-    assert_eq!((stats.tokens, stats.paid, stats.revoked), (3, 1, 1));
-    // Revocation still answers with the key id (caches and other instances forget it by that).
-    assert_eq!(
-        store.revoke(&unpaid.token_id).await.unwrap(),
-        Some(unpaid.key_id)
-    );
-    let fresh = record(3600);
-    store.insert(fresh.clone()).await.unwrap();
-    drop(store);
-    let store = Store::connect(&url).await.unwrap();
-    assert_eq!(
-        store.root_key(&fresh.identifier()).await.unwrap(),
-        Some(fresh.root_key)
-    );
-    assert_eq!(store.stats().await.unwrap().tokens, 4);
-    drop(store);
+    opens_upgraded(&url, &paid, &unpaid, &revoked).await;
     if B::BLOB == "BYTEA" {
         // The primary key has the name a fresh database gives it (fails if it does not exist).
         B::run(
