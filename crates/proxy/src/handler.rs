@@ -165,7 +165,7 @@ fn forwarded_outcome(status: http::StatusCode) -> Outcome {
 /// Handles one request.
 pub(crate) async fn handle(
     shared: Arc<Shared>,
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
     peer: IpAddr,
     tls: bool,
 ) -> Response<Body> {
@@ -220,51 +220,42 @@ pub(crate) async fn handle(
         peer,
         client: ip,
     };
-    let policy = match route.admit(path, net, !has_credential(req.headers())) {
+    let token = match route.admit(path, net, !has_credential(req.headers())) {
         // Free: straight to the forwarder, no L402 decision.
-        Admission::Free => {
-            let resp = route.forwarder.forward(req, conn, None).await;
-            route
-                .metrics
-                .record(forwarded_outcome(resp.status()), started);
-            return resp;
+        Admission::Free => None,
+        Admission::L402(own) => {
+            let policy = own.as_ref().unwrap_or(route.base_policy());
+            if policy.is_free() {
+                // Priced at zero, with no pricer: nothing to verify.
+                None
+            } else {
+                // The L402 decision, then the forwarder, called directly: the verified token is
+                // handed over as an argument rather than through the request's extensions.
+                let (mut parts, body) = req.into_parts();
+                if policy.mint_guard.is_some() {
+                    // The per-network challenge limit reads the client from here.
+                    parts.extensions.insert(conn);
+                }
+                let grant = match route.authority.authorize(&parts, policy).await {
+                    Ok(grant) => grant,
+                    Err(rejection) => {
+                        route.metrics.record(rejection_outcome(&rejection), started);
+                        return rejection_response(rejection, grpc);
+                    }
+                };
+                req = Request::from_parts(parts, body);
+                match grant {
+                    Grant::Token(token) => Some(token),
+                    Grant::Free => None,
+                }
+            }
         }
-        Admission::L402(p) => p,
     };
-    let policy = policy.as_ref().unwrap_or(route.base_policy());
-    if policy.is_free() {
-        // Priced at zero, with no pricer: nothing to verify.
-        let resp = route.forwarder.forward(req, conn, None).await;
-        route
-            .metrics
-            .record(forwarded_outcome(resp.status()), started);
-        return resp;
-    }
-    // The L402 decision, then the forwarder, called directly: the verified token is handed
-    // over as an argument rather than through the request's extensions and a tower layer.
-    let (mut parts, body) = req.into_parts();
-    if policy.mint_guard.is_some() {
-        // The per-network challenge limit reads the client from here.
-        parts.extensions.insert(conn);
-    }
-    match route.authority.authorize(&parts, policy).await {
-        Ok(grant) => {
-            let token = match grant {
-                Grant::Token(token) => Some(token),
-                Grant::Free => None,
-            };
-            let req = Request::from_parts(parts, body);
-            let resp = route.forwarder.forward(req, conn, token.as_ref()).await;
-            route
-                .metrics
-                .record(forwarded_outcome(resp.status()), started);
-            resp
-        }
-        Err(rejection) => {
-            route.metrics.record(rejection_outcome(&rejection), started);
-            rejection_response(rejection, grpc)
-        }
-    }
+    let resp = route.forwarder.forward(req, conn, token.as_ref()).await;
+    route
+        .metrics
+        .record(forwarded_outcome(resp.status()), started);
+    resp
 }
 
 /// The outcome label of a request the L402 decision refused.

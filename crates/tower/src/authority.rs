@@ -157,24 +157,19 @@ where
         }
         match Credential::from_headers(&request.headers) {
             Ok(credential) => {
-                let verified = self.check(&credential, None, request, policy).await;
-                match verified {
-                    Ok((token, prechecked)) => {
-                        if let Some(value) = single
-                            && matches!(credential.form(), l402::CredentialForm::Authorization(_))
-                        {
-                            self.inner.credentials.insert(
-                                value,
-                                Arc::new(KnownCredential {
-                                    credential,
-                                    prechecked,
-                                }),
-                            );
-                        }
-                        Ok(Grant::Token(token))
-                    }
-                    Err(e) => Err(e),
+                let (token, prechecked) = self.check(&credential, None, request, policy).await?;
+                if let Some(value) = single
+                    && matches!(credential.form(), l402::CredentialForm::Authorization(_))
+                {
+                    self.inner.credentials.insert(
+                        value,
+                        Arc::new(KnownCredential {
+                            credential,
+                            prechecked,
+                        }),
+                    );
                 }
+                Ok(Grant::Token(token))
             }
             // Minting is boxed: the verification path's future stays small.
             Err(e) if e.is_missing() => match policy.on_missing {
