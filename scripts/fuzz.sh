@@ -12,7 +12,7 @@ repo=$(cd "$here/.." && pwd)
 secs=${1:-60}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(macaroon_binary macaroon_json macaroon_text identifier challenge credential verify)
+[ ${#targets[@]} -gt 0 ] || targets=(macaroon_binary macaroon_json macaroon_text identifier challenge credential verify upstream_response)
 command -v cargo-fuzz >/dev/null || { echo "fuzz.sh: install cargo-fuzz first: cargo install cargo-fuzz --locked" >&2; exit 1; }
 export RUSTC_BOOTSTRAP=1
 
@@ -48,6 +48,10 @@ for i, s in enumerate(strings):
 # verify: an options byte, then one caveat per line.
 write("verify", "s1", b"\x06services=api:0\nregion=eu\napi_valid_until=2000\napi_capabilities=read,write\nnote=1")
 write("verify", "s2", b"\x86services=api:0,other:1\nservices=api:0\nregion=eu\nregion=eu\napi_capabilities=read\napi_capabilities=read")
+# upstream_response: a flags byte (bit 0: HEAD request; the rest: piece size), then an answer.
+write("upstream_response", "s1", b"\x0eHTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello")
+write("upstream_response", "s2", b"\x02HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5;a=b\r\nhello\r\n0\r\ngrpc-status: 0\r\n\r\n")
+write("upstream_response", "s3", b"\x05HTTP/1.0 304 Not Modified\r\ncontent-length: 7\r\nconnection: close\r\n\r\n")
 PY
 cargo fuzz build -O "${targets[@]/#/}" >/dev/null 2>&1 || cargo fuzz build -O
 for t in "${targets[@]}"; do

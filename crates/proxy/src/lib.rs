@@ -23,6 +23,7 @@
 
 pub mod client_ip;
 pub mod config;
+mod h1;
 mod handler;
 mod limits;
 pub mod ops;

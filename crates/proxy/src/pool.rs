@@ -16,20 +16,35 @@
 //! * a request that the connection refused before sending a byte of it (the upstream had just
 //!   closed an idle connection) is sent again on another connection; one that was sent is not,
 //!   since the upstream may have acted on it.
+//!
+//! Requests without a body that ask for no upgrade — most API calls — take the *direct lane*:
+//! no hyper client connection and no task of its own, the request's task writes the head and
+//! reads the response on the socket itself ([`crate::h1`] frames it), and the response body
+//! reads the socket as it is polled. That saves, per request, the hand-over to a connection
+//! task and back (a channel send, two task wake-ups) and hyper's client state machine. Direct
+//! connections have a stack of their own and never carry a body request. On them, a request
+//! whose connection turns out to have been closed by the upstream before any byte of an answer
+//! came back is sent once more on a new connection if its method is idempotent (RFC 9110
+//! §9.2.2, as Go's and curl's clients do); a bodiless `POST` or `PATCH` first checks that the
+//! pooled connection is still open, and is never sent twice.
 
+use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http::{HeaderValue, Request, Response};
+use bytes::{Bytes, BytesMut};
+use http::{HeaderValue, Method, Request, Response};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::client::legacy::connect::HttpConnector;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
 use tower::ServiceExt;
 
+use crate::h1::{self, Chunk, ChunkedDecoder, Framing};
 use crate::upstream::BoxError;
 
 /// Idle connections kept per upstream; more are closed when they come back.
@@ -40,6 +55,17 @@ const MAX_IDLE: usize = 512;
 /// left there after a burst, are closed when the next connection comes back.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
+/// A direct connection's read buffer grows by this much when nearly full; a read that fills
+/// it doubles the next one, up to [`READ_MAX`] (large bodies come in large reads).
+const READ_CHUNK: usize = 16 * 1024;
+
+/// The most a direct connection reads at once.
+const READ_MAX: usize = 256 * 1024;
+
+/// A direct connection whose read buffer grew past this (a large response read in one piece)
+/// goes back to the pool with a fresh one.
+const READ_KEEP: usize = 64 * 1024;
+
 /// Why a request reached no upstream response.
 #[derive(Debug)]
 pub(crate) enum PoolError {
@@ -47,6 +73,12 @@ pub(crate) enum PoolError {
     Connect(BoxError),
     /// The connection failed while the request was sent or the response awaited.
     Http(hyper::Error),
+    /// A direct-lane socket failed while the request was sent or the response head read.
+    Io(io::Error),
+    /// The upstream closed a direct-lane connection before its response head was complete.
+    Closed,
+    /// The upstream's response head is not valid HTTP/1.1.
+    Protocol(h1::ProtocolError),
 }
 
 impl std::fmt::Display for PoolError {
@@ -54,6 +86,9 @@ impl std::fmt::Display for PoolError {
         match self {
             PoolError::Connect(e) => write!(f, "cannot connect: {e}"),
             PoolError::Http(e) => write!(f, "{e}"),
+            PoolError::Io(e) => write!(f, "upstream connection failed: {e}"),
+            PoolError::Closed => write!(f, "upstream closed the connection before answering"),
+            PoolError::Protocol(e) => write!(f, "{e}"),
         }
     }
 }
@@ -63,13 +98,59 @@ impl std::error::Error for PoolError {
         match self {
             PoolError::Connect(e) => Some(&**e),
             PoolError::Http(e) => Some(e),
+            PoolError::Io(e) => Some(e),
+            PoolError::Closed => None,
+            PoolError::Protocol(e) => Some(e),
         }
     }
 }
 
-struct Idle {
-    sender: SendRequest<Incoming>,
+/// A pooled connection and when it went idle.
+struct Idle<C> {
+    conn: C,
     since: Instant,
+}
+
+/// A connection of the direct lane: the socket and its buffers, nothing else.
+struct Direct {
+    stream: TcpStream,
+    /// Bytes read and not consumed yet. Response heads and body frames are split off it, so
+    /// they share its allocation; it is reclaimed once they have been dropped.
+    read: BytesMut,
+    /// The request head (kept between requests for its allocation).
+    write: Vec<u8>,
+    /// How much the read buffer grows by next.
+    grow: usize,
+}
+
+impl Direct {
+    fn new(stream: TcpStream) -> Self {
+        Direct {
+            stream,
+            read: BytesMut::new(),
+            write: Vec::new(),
+            grow: READ_CHUNK,
+        }
+    }
+}
+
+/// Puts `conn` on an idle stack, closing connections idle longer than `timeout` first.
+fn push_idle<C>(stack: &Mutex<Vec<Idle<C>>>, conn: C, timeout: Duration) {
+    let now = Instant::now();
+    let mut idle = stack.lock().unwrap_or_else(|p| p.into_inner());
+    // Only the most recent connections are reused, so after a burst the older ones would sit
+    // here for good: close those idle too long (one comparison when there are none).
+    if idle.first().is_some_and(|i| now - i.since > timeout) {
+        let stale = idle.partition_point(|i| now - i.since > timeout);
+        idle.drain(..stale);
+    }
+    if idle.len() < MAX_IDLE {
+        idle.push(Idle { conn, since: now });
+    }
+}
+
+fn pop_idle<C>(stack: &Mutex<Vec<Idle<C>>>) -> Option<Idle<C>> {
+    stack.lock().unwrap_or_else(|p| p.into_inner()).pop()
 }
 
 struct Inner {
@@ -80,8 +161,11 @@ struct Inner {
     /// hyper-util's connector: name resolution, every address tried (IPv6 and IPv4 raced), the
     /// connect timeout, `TCP_NODELAY`.
     connector: HttpConnector,
-    /// Oldest first: connections are pushed as they come back.
-    idle: Mutex<Vec<Idle>>,
+    /// hyper connections (requests with bodies, upgrades). Oldest first: connections are
+    /// pushed as they come back.
+    idle: Mutex<Vec<Idle<SendRequest<Incoming>>>>,
+    /// Direct-lane connections, oldest first.
+    direct: Mutex<Vec<Idle<Direct>>>,
     idle_timeout: Duration,
 }
 
@@ -108,27 +192,22 @@ impl Inner {
     }
 
     fn put(&self, sender: SendRequest<Incoming>) {
-        if !sender.is_ready() {
-            return;
-        }
-        let now = Instant::now();
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        // Only the most recent connections are reused, so after a burst the older ones would
-        // sit here for good: close those idle too long (one comparison when there are none).
-        if idle
-            .first()
-            .is_some_and(|i| now - i.since > self.idle_timeout)
-        {
-            let stale = idle.partition_point(|i| now - i.since > self.idle_timeout);
-            idle.drain(..stale);
-        }
-        if idle.len() < MAX_IDLE {
-            idle.push(Idle { sender, since: now });
+        if sender.is_ready() {
+            push_idle(&self.idle, sender, self.idle_timeout);
         }
     }
 
-    fn pop(&self) -> Option<Idle> {
-        self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop()
+    /// Takes a direct connection back after a response that left it reusable.
+    fn put_direct(&self, mut conn: Direct) {
+        if !conn.read.is_empty() {
+            // The upstream sent more than the response: nothing it says there can be trusted.
+            return;
+        }
+        if conn.read.capacity() > READ_KEEP {
+            conn.read = BytesMut::new();
+            conn.grow = READ_CHUNK;
+        }
+        push_idle(&self.direct, conn, self.idle_timeout);
     }
 }
 
@@ -158,6 +237,7 @@ impl H1Pool {
                 uri,
                 connector,
                 idle: Mutex::new(Vec::new()),
+                direct: Mutex::new(Vec::new()),
                 idle_timeout: IDLE_TIMEOUT,
             }),
             host,
@@ -169,31 +249,56 @@ impl H1Pool {
         &self.host
     }
 
-    /// Connections idle in the pool now.
+    /// Connections idle in the pool now (both lanes).
     #[cfg(test)]
     fn idle_count(&self) -> usize {
-        self.inner.idle.lock().unwrap().len()
+        self.inner.idle.lock().unwrap().len() + self.inner.direct.lock().unwrap().len()
     }
 
     /// An idle connection that is ready for a request, if one is left. Connections are pooled
     /// only when ready; one that is not any more has closed since, and is dropped.
     fn checkout(&self) -> Option<SendRequest<Incoming>> {
-        while let Some(Idle { sender, since }) = self.inner.pop() {
-            if sender.is_ready() && since.elapsed() <= self.inner.idle_timeout {
-                return Some(sender);
+        while let Some(Idle { conn, since }) = pop_idle(&self.inner.idle) {
+            if conn.is_ready() && since.elapsed() <= self.inner.idle_timeout {
+                return Some(conn);
             }
         }
         None
     }
 
-    async fn connect(&self) -> Result<SendRequest<Incoming>, PoolError> {
-        let io = self
+    /// An idle direct connection, if one is left. `probe`: make sure first that the upstream
+    /// has not closed it (a read that would block; one system call) — for requests that must
+    /// not be sent twice.
+    fn checkout_direct(&self, probe: bool) -> Option<Direct> {
+        while let Some(Idle { conn, since }) = pop_idle(&self.inner.direct) {
+            if since.elapsed() > self.inner.idle_timeout {
+                continue;
+            }
+            if probe {
+                match conn.stream.try_read(&mut [0u8; 1]) {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    // Closed, failed, or sent something unasked.
+                    _ => continue,
+                }
+            }
+            return Some(conn);
+        }
+        None
+    }
+
+    async fn connect_stream(&self) -> Result<TcpStream, PoolError> {
+        Ok(self
             .inner
             .connector
             .clone()
             .oneshot(self.inner.uri.clone())
             .await
-            .map_err(|e| PoolError::Connect(e.into()))?;
+            .map_err(|e| PoolError::Connect(e.into()))?
+            .into_inner())
+    }
+
+    async fn connect(&self) -> Result<SendRequest<Incoming>, PoolError> {
+        let io = hyper_util::rt::TokioIo::new(self.connect_stream().await?);
         let (sender, conn) = http1::Builder::new()
             .handshake(io)
             .await
@@ -215,6 +320,9 @@ impl H1Pool {
         mut req: Request<Incoming>,
         upgrade: bool,
     ) -> Result<Response<PooledBody>, PoolError> {
+        if !upgrade && req.body().is_end_stream() && req.method() != Method::CONNECT {
+            return self.send_direct(req).await;
+        }
         loop {
             let (mut sender, reused) = match self.checkout() {
                 Some(s) => (s, true),
@@ -225,7 +333,7 @@ impl H1Pool {
                 Ok(resp) => {
                     let keep = !upgrade && resp.status() != http::StatusCode::SWITCHING_PROTOCOLS;
                     let back = keep.then(|| (sender, self.inner.clone()));
-                    return Ok(resp.map(|body| PooledBody { body, back }));
+                    return Ok(resp.map(|body| PooledBody::Hyper(HyperBody { body, back })));
                 }
                 Err(mut e) => match e.take_message() {
                     // Not sent: the pooled connection was closing. A fresh one gets it.
@@ -235,15 +343,201 @@ impl H1Pool {
             }
         }
     }
+
+    /// The direct lane: `req` has no body and asks for no upgrade.
+    async fn send_direct(&self, req: Request<Incoming>) -> Result<Response<PooledBody>, PoolError> {
+        let (parts, _empty) = req.into_parts();
+        let head_request = parts.method == Method::HEAD;
+        // Idempotent methods may be sent again when a pooled connection turns out closed.
+        let replayable = parts.method.is_idempotent();
+        let mut head = Vec::new();
+        let mut reuse = true;
+        loop {
+            let (mut conn, reused) =
+                match reuse.then(|| self.checkout_direct(!replayable)).flatten() {
+                    Some(c) => (c, true),
+                    None => {
+                        let stream = Box::pin(self.connect_stream()).await?;
+                        (Direct::new(stream), false)
+                    }
+                };
+            if head.is_empty() {
+                head = std::mem::take(&mut conn.write);
+                encode_request_head(&parts, &mut head);
+            }
+            match exchange(&mut conn, &head, head_request).await {
+                Ok(h) => {
+                    head.clear();
+                    conn.write = head;
+                    let state = match h.framing {
+                        Framing::Empty => BodyState::Done,
+                        Framing::Length(n) => BodyState::Length(n),
+                        Framing::Chunked => BodyState::Chunked(ChunkedDecoder::default()),
+                        Framing::Close => BodyState::Close,
+                    };
+                    let mut resp = Response::new(PooledBody::Direct(DirectBody {
+                        conn: Some(conn),
+                        state,
+                        reusable: h.reusable,
+                        pool: self.inner.clone(),
+                    }));
+                    *resp.status_mut() = h.status;
+                    *resp.version_mut() = h.version;
+                    *resp.headers_mut() = h.headers;
+                    return Ok(resp);
+                }
+                // Nothing came back on a connection the upstream had closed while it was
+                // idle: an idempotent request goes once more, on a new connection.
+                Err(Exchange::Lost(_)) if reused && replayable => reuse = false,
+                Err(Exchange::Lost(e)) => return Err(e),
+                Err(Exchange::Failed(e)) => return Err(e),
+            }
+        }
+    }
+}
+
+/// Writes the head of a bodiless request: request line, then the header fields as they are.
+fn encode_request_head(parts: &http::request::Parts, out: &mut Vec<u8>) {
+    let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let fields: usize = parts
+        .headers
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len() + 4)
+        .sum();
+    out.reserve(parts.method.as_str().len() + target.len() + fields + 32);
+    out.extend_from_slice(parts.method.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(target.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    for (name, value) in &parts.headers {
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    // A method that normally has a body says it has none (hyper's client does the same).
+    let needs_length = !matches!(
+        parts.method,
+        Method::GET | Method::HEAD | Method::DELETE | Method::OPTIONS | Method::TRACE
+    );
+    if needs_length && !parts.headers.contains_key(http::header::CONTENT_LENGTH) {
+        out.extend_from_slice(b"content-length: 0\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Why a direct exchange produced no response head.
+enum Exchange {
+    /// Nothing at all came back: the connection was found closed or reset.
+    Lost(PoolError),
+    /// Anything else (a bad or partial head, a failure after bytes arrived).
+    Failed(PoolError),
+}
+
+/// Sends `head` on `conn` and reads the final response head.
+async fn exchange(
+    conn: &mut Direct,
+    head: &[u8],
+    head_request: bool,
+) -> Result<h1::Head, Exchange> {
+    if let Err(e) = conn.stream.write_all(head).await {
+        return Err(Exchange::Lost(PoolError::Io(e)));
+    }
+    let mut received = false;
+    loop {
+        if !conn.read.is_empty() {
+            received = true;
+            match h1::parse_head(&mut conn.read, head_request) {
+                Ok(Some(h)) => return Ok(h),
+                Ok(None) => {}
+                Err(e) => return Err(Exchange::Failed(PoolError::Protocol(e))),
+            }
+        }
+        let failed = |e: PoolError| {
+            if received {
+                Exchange::Failed(e)
+            } else {
+                Exchange::Lost(e)
+            }
+        };
+        match std::future::poll_fn(|cx| poll_fill(conn, cx)).await {
+            Ok(0) => return Err(failed(PoolError::Closed)),
+            Ok(_) => {}
+            Err(e) => return Err(failed(PoolError::Io(e))),
+        }
+    }
+}
+
+/// Reads what the socket has into the connection's buffer; `Ok(0)` at the end of the stream.
+fn poll_fill(conn: &mut Direct, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+    if conn.read.capacity() - conn.read.len() < READ_CHUNK / 8 {
+        conn.read.reserve(conn.grow);
+    }
+    let spare = conn.read.capacity() - conn.read.len();
+    loop {
+        match conn.stream.try_read_buf(&mut conn.read) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                ready!(conn.stream.poll_read_ready(cx))?;
+            }
+            Ok(n) => {
+                if n == spare && conn.grow < READ_MAX {
+                    conn.grow *= 2;
+                }
+                return Poll::Ready(Ok(n));
+            }
+            Err(e) => return Poll::Ready(Err(e)),
+        }
+    }
 }
 
 /// An upstream response body that returns its connection to the pool once read to the end.
-pub(crate) struct PooledBody {
+pub(crate) enum PooledBody {
+    /// From a hyper client connection.
+    Hyper(HyperBody),
+    /// Read off a direct-lane socket.
+    Direct(DirectBody),
+}
+
+impl HttpBody for PooledBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.get_mut() {
+            PooledBody::Hyper(b) => Pin::new(b).poll_frame(cx),
+            PooledBody::Direct(b) => Pin::new(b).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            PooledBody::Hyper(b) => b.body.is_end_stream(),
+            PooledBody::Direct(b) => b.conn.is_none() || matches!(b.state, BodyState::Done),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            PooledBody::Hyper(b) => b.body.size_hint(),
+            PooledBody::Direct(b) => match b.state {
+                BodyState::Done => SizeHint::with_exact(0),
+                BodyState::Length(n) => SizeHint::with_exact(n),
+                BodyState::Chunked(_) | BodyState::Close => SizeHint::default(),
+            },
+        }
+    }
+}
+
+/// A hyper client connection's response body.
+pub(crate) struct HyperBody {
     body: Incoming,
     back: Option<(SendRequest<Incoming>, Arc<Inner>)>,
 }
 
-impl PooledBody {
+impl HyperBody {
     fn give_back(&mut self) {
         if let Some((sender, pool)) = self.back.take() {
             pool.put_when_ready(sender);
@@ -251,14 +545,14 @@ impl PooledBody {
     }
 }
 
-impl HttpBody for PooledBody {
+impl HttpBody for HyperBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BoxError;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
         let r = Pin::new(&mut this.body).poll_frame(cx);
         match &r {
@@ -266,23 +560,136 @@ impl HttpBody for PooledBody {
             Poll::Ready(Some(Err(_))) => this.back = None,
             _ => {}
         }
-        r
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
+        r.map_err(BoxError::from)
     }
 }
 
-impl Drop for PooledBody {
+impl Drop for HyperBody {
     fn drop(&mut self) {
         // A body nobody read because it had nothing (HEAD, 204, 304, `Content-Length: 0`) still
         // leaves a reusable connection; a body dropped part-way does not.
         if self.body.is_end_stream() {
+            self.give_back();
+        }
+    }
+}
+
+/// Where a direct-lane body is.
+enum BodyState {
+    /// Read to its end (or it had none).
+    Done,
+    /// This many bytes are left.
+    Length(u64),
+    Chunked(ChunkedDecoder),
+    /// Until the upstream closes.
+    Close,
+}
+
+/// A response body read off a direct-lane socket as it is polled; the connection goes back to
+/// the pool at its end (if the response allows reuse), and is closed if it is dropped before.
+pub(crate) struct DirectBody {
+    /// `None` once given back, or after a failure.
+    conn: Option<Direct>,
+    state: BodyState,
+    reusable: bool,
+    pool: Arc<Inner>,
+}
+
+impl DirectBody {
+    fn give_back(&mut self) {
+        if let Some(conn) = self.conn.take()
+            && self.reusable
+        {
+            self.pool.put_direct(conn);
+        }
+    }
+
+    fn fail(&mut self, e: BoxError) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        self.conn = None;
+        Poll::Ready(Some(Err(e)))
+    }
+}
+
+impl HttpBody for DirectBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        loop {
+            let Some(conn) = this.conn.as_mut() else {
+                return Poll::Ready(None);
+            };
+            match &mut this.state {
+                BodyState::Done => {
+                    this.give_back();
+                    return Poll::Ready(None);
+                }
+                BodyState::Length(left) if !conn.read.is_empty() => {
+                    let take = usize::try_from(*left)
+                        .unwrap_or(usize::MAX)
+                        .min(conn.read.len());
+                    *left -= take as u64;
+                    let data = conn.read.split_to(take).freeze();
+                    if *left == 0 {
+                        // The last byte: the connection is free now, whether or not the
+                        // body is polled again.
+                        this.state = BodyState::Done;
+                        this.give_back();
+                    }
+                    return Poll::Ready(Some(Ok(Frame::data(data))));
+                }
+                BodyState::Chunked(decoder) => match decoder.decode(&mut conn.read) {
+                    Ok(Some(Chunk::Data(data))) => return Poll::Ready(Some(Ok(Frame::data(data)))),
+                    Ok(Some(Chunk::Trailers(t))) => {
+                        // Trailers end the body (hyper does not poll after them).
+                        this.state = BodyState::Done;
+                        this.give_back();
+                        return Poll::Ready(Some(Ok(Frame::trailers(t))));
+                    }
+                    Ok(Some(Chunk::End)) => {
+                        this.state = BodyState::Done;
+                        continue;
+                    }
+                    Ok(None) => {}
+                    Err(e) => return this.fail(e.into()),
+                },
+                BodyState::Close if !conn.read.is_empty() => {
+                    let data = conn.read.split().freeze();
+                    return Poll::Ready(Some(Ok(Frame::data(data))));
+                }
+                BodyState::Length(_) | BodyState::Close => {}
+            }
+            match ready!(poll_fill(conn, cx)) {
+                Ok(0) if matches!(this.state, BodyState::Close) => {
+                    this.state = BodyState::Done;
+                    this.conn = None;
+                    return Poll::Ready(None);
+                }
+                Ok(0) => {
+                    return this.fail(
+                        io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            "upstream closed the connection before the response body ended",
+                        )
+                        .into(),
+                    );
+                }
+                Ok(_) => {}
+                Err(e) => return this.fail(e.into()),
+            }
+        }
+    }
+}
+
+impl Drop for DirectBody {
+    fn drop(&mut self) {
+        // A body with nothing left (HEAD, 204, 304, `Content-Length: 0`, or read to its end)
+        // leaves a reusable connection; one dropped part-way does not.
+        if matches!(self.state, BodyState::Done) {
             self.give_back();
         }
     }
@@ -336,8 +743,8 @@ mod tests {
                             if s.write_all(&out).await.is_err() {
                                 return;
                             }
-                            if head.contains("x-close: 1") {
-                                return; // the response said `connection: close`
+                            if head.contains("x-close: 1") || head.contains("x-hangup: 1") {
+                                return; // closed after the response (`x-close`: it said so)
                             }
                         }
                     }
@@ -522,9 +929,9 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn an_idle_connection_closed_by_the_upstream_is_replaced() {
-        // Answers the first request, then closes on the second without answering: a request
-        // sent there fails (it was sent), and the connection is never pooled again.
+    async fn a_connection_closed_on_receiving_a_request_is_retried_only_for_idempotent_ones() {
+        // Answers the first request on a connection, then closes on the second without
+        // answering — what an upstream closing an idle connection looks like from here.
         fn once(n: usize, head: &str) -> Vec<u8> {
             if n == 0 { ok(n, head) } else { Vec::new() }
         }
@@ -533,11 +940,150 @@ mod tests {
         let front = through_pool(pool.clone()).await;
         let mut c = client(front).await;
         assert_eq!(get(&mut c, "GET", "/x", None).await.0, 200);
-        let (status, why) = get(&mut c, "GET", "/x", None).await;
-        assert_eq!(status, 502, "{why}");
-        assert_eq!(pool.idle_count(), 0);
-        assert_eq!(get(&mut c, "GET", "/x", None).await.0, 200);
+        // A GET is idempotent: sent once more, on a new connection, and answered there.
+        assert_eq!(
+            get(&mut c, "GET", "/x", None).await,
+            (200, "n=0 host=true".into())
+        );
         assert_eq!(accepted.load(Ordering::SeqCst), 2);
+        // A bodiless POST is not: it was sent, so it fails, and that connection is gone.
+        let (status, why) = get(&mut c, "POST", "/x", None).await;
+        assert_eq!(status, 502, "{why}");
+        assert!(
+            why.contains("closed the connection before answering"),
+            "{why}"
+        );
+        assert_eq!(pool.idle_count(), 0);
+        assert_eq!(get(&mut c, "POST", "/x", None).await.0, 200);
+        assert_eq!(accepted.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn a_post_checks_that_its_pooled_connection_is_still_open() {
+        let (up, accepted) = upstream(ok).await;
+        let pool = H1Pool::new(&up.to_string(), Duration::from_secs(5)).unwrap();
+        let front = through_pool(pool.clone()).await;
+        let mut c = client(front).await;
+        // Answered, then closed without saying so: the pooled connection is dead.
+        assert_eq!(
+            get(&mut c, "GET", "/x", Some(("x-hangup", "1"))).await.0,
+            200
+        );
+        assert_eq!(pool.idle_count(), 1);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        // The POST finds that out before sending, and goes on a new connection.
+        assert_eq!(
+            get(&mut c, "POST", "/x", None).await,
+            (200, "n=0 host=true".into())
+        );
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    }
+
+    /// Serves one canned response per connection, whatever the request.
+    async fn canned(response: &'static [u8]) -> std::net::SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            loop {
+                let (mut s, _) = listener.accept().await.unwrap();
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    let mut seen = Vec::new();
+                    while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match s.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(k) => seen.extend_from_slice(&buf[..k]),
+                        }
+                    }
+                    let _ = s.write_all(response).await;
+                    // Hold the connection open a while (a close-delimited body ends at close).
+                    if !response.ends_with(b"CLOSE") {
+                        tokio::time::sleep(Duration::from_millis(300)).await;
+                    }
+                });
+            }
+        });
+        addr
+    }
+
+    async fn fetch(response: &'static [u8]) -> (H1Pool, Result<Response<Bytes>, BoxError>) {
+        let pool =
+            H1Pool::new(&canned(response).await.to_string(), Duration::from_secs(5)).unwrap();
+        let front = through_pool(pool.clone()).await;
+        let s = TcpStream::connect(front).await.unwrap();
+        let (mut c, conn) = http1::handshake::<_, Empty<Bytes>>(TokioIo::new(s))
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        let sent = c
+            .send_request(
+                Request::get("/x")
+                    .header("host", "front")
+                    .header("te", "trailers")
+                    .body(Empty::new())
+                    .unwrap(),
+            )
+            .await;
+        // A body that fails early can take the head with it (the front aborts the connection).
+        let resp = match sent {
+            Ok(r) => r,
+            Err(e) => return (pool, Err(e.into())),
+        };
+        let (parts, body) = resp.into_parts();
+        let got = body.collect().await.map_err(BoxError::from).map(|c| {
+            let trailers = c.trailers().cloned();
+            let mut r = Response::from_parts(parts, c.to_bytes());
+            r.extensions_mut().insert(trailers);
+            r
+        });
+        (pool, got)
+    }
+
+    #[tokio::test]
+    async fn direct_lane_bodies_chunked_with_trailers_and_close_delimited() {
+        let (pool, r) = fetch(
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ntrailer: x-sum\r\n\r\n5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nx-sum: 11\r\n\r\n",
+        )
+        .await;
+        let r = r.unwrap();
+        let trailers = r.extensions().get::<Option<http::HeaderMap>>().unwrap();
+        assert_eq!(trailers.as_ref().unwrap()["x-sum"], "11");
+        assert_eq!(r.into_body(), "hello world");
+        assert_eq!(pool.idle_count(), 1, "a chunked body ends cleanly: reused");
+        let (pool, r) = fetch(b"HTTP/1.1 200 OK\r\n\r\nuntil the CLOSE").await;
+        assert_eq!(r.unwrap().into_body(), "until the CLOSE");
+        assert_eq!(
+            pool.idle_count(),
+            0,
+            "a close-delimited body ends the connection"
+        );
+    }
+
+    #[tokio::test]
+    async fn direct_lane_failures_are_named_and_never_pooled() {
+        // More body promised than sent before the close: the client sees the body fail.
+        let (pool, r) = fetch(b"HTTP/1.1 200 OK\r\ncontent-length: 20\r\n\r\nshort CLOSE").await;
+        assert!(r.is_err());
+        assert_eq!(pool.idle_count(), 0);
+        // A head that is not HTTP: 502, naming what was wrong.
+        let (pool, r) = fetch(b"SSH-2.0-OpenSSH_9.2\r\n\r\n").await;
+        let r = r.unwrap();
+        assert_eq!(r.status(), 502);
+        assert!(
+            String::from_utf8_lossy(r.body()).contains("bad response head"),
+            "{:?}",
+            r.body()
+        );
+        assert_eq!(pool.idle_count(), 0);
+        let (_, r) = fetch(b"HTTP/1.1 200 OK\r\ncontent-length: 1, 2\r\n\r\nx").await;
+        let r = r.unwrap();
+        assert_eq!(r.status(), 502);
+        assert!(String::from_utf8_lossy(r.body()).contains("Content-Length"));
+        // Bytes after the response that nobody asked for: answered, but not reused.
+        let (pool, r) =
+            fetch(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nokHTTP/1.1 200 OK\r\n").await;
+        assert_eq!(r.unwrap().into_body(), "ok");
+        assert_eq!(pool.idle_count(), 0);
     }
 
     #[tokio::test]

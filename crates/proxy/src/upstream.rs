@@ -227,7 +227,7 @@ impl Upstream {
                 tokio::time::timeout(self.timeout, p.send(req, upgrade))
                     .await
                     .map(|r| match r {
-                        Ok(resp) => Ok(resp.map(|b| b.map_err(BoxError::from).boxed_unsync())),
+                        Ok(resp) => Ok(resp.map(|b| b.boxed_unsync())),
                         Err(e) => Err(BoxError::from(e)),
                     })
             }

@@ -1,0 +1,613 @@
+//! HTTP/1.1 response framing for the proxy's direct upstream lane (see [`crate::pool`]): the
+//! response head, how its body is delimited (RFC 9112 §6.3), and chunked bodies decoded as bytes
+//! arrive. Pure — bytes in, heads and frames out — so the fuzz target `upstream_response`
+//! compiles this file on its own; the socket belongs to the pool.
+//!
+//! Requests on that lane have no body and never ask for an upgrade, so a response is a final
+//! head (informational 1xx heads before it are skipped), then a body that is empty, has a
+//! length, is chunked, or runs to the end of the connection.
+
+use bytes::{Bytes, BytesMut};
+use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Version};
+
+/// The largest response head (status line and header fields) accepted.
+pub(crate) const MAX_HEAD: usize = 64 * 1024;
+
+/// The most header fields a response head may carry (hyper's default too).
+pub(crate) const MAX_HEADERS: usize = 100;
+
+/// The longest chunk-size line (size, extensions, CRLF) accepted.
+pub(crate) const MAX_CHUNK_LINE: usize = 4096;
+
+/// The largest trailer section accepted.
+pub(crate) const MAX_TRAILERS: usize = 16 * 1024;
+
+/// What is wrong with what the upstream sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ProtocolError {
+    /// The response head is not HTTP/1.x (httparse's reason).
+    BadHead(&'static str),
+    /// The head is longer than [`MAX_HEAD`] or has more than [`MAX_HEADERS`] fields.
+    HeadTooLarge,
+    /// `101 Switching Protocols` to a request that asked for no upgrade.
+    UnexpectedSwitch,
+    /// A `Content-Length` that is not one decimal number (or several copies of it).
+    BadContentLength,
+    /// A chunk-size line that is not hexadecimal digits, optional extensions and CRLF.
+    BadChunkSize,
+    /// A chunk size that does not fit in 64 bits.
+    ChunkTooLarge,
+    /// A chunk's data not followed by CRLF.
+    BadChunkEnd,
+    /// A chunk-size line longer than [`MAX_CHUNK_LINE`].
+    ChunkLineTooLong,
+    /// A trailer section that does not parse or is longer than [`MAX_TRAILERS`].
+    BadTrailers,
+}
+
+impl std::fmt::Display for ProtocolError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ProtocolError::BadHead(why) => write!(f, "upstream sent a bad response head: {why}"),
+            ProtocolError::HeadTooLarge => write!(
+                f,
+                "upstream response head exceeds {MAX_HEAD} bytes or {MAX_HEADERS} header fields"
+            ),
+            ProtocolError::UnexpectedSwitch => {
+                write!(f, "upstream switched protocols without being asked to")
+            }
+            ProtocolError::BadContentLength => write!(f, "upstream sent an invalid Content-Length"),
+            ProtocolError::BadChunkSize => write!(f, "upstream sent an invalid chunk-size line"),
+            ProtocolError::ChunkTooLarge => write!(f, "upstream chunk size exceeds 64 bits"),
+            ProtocolError::BadChunkEnd => write!(f, "upstream chunk data not followed by CRLF"),
+            ProtocolError::ChunkLineTooLong => {
+                write!(f, "upstream chunk-size line exceeds {MAX_CHUNK_LINE} bytes")
+            }
+            ProtocolError::BadTrailers => write!(
+                f,
+                "upstream sent a bad trailer section (or one over {MAX_TRAILERS} bytes)"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ProtocolError {}
+
+/// How a response body is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Framing {
+    /// No body (`HEAD`, 204, 304, or `Content-Length: 0`).
+    Empty,
+    /// Exactly this many bytes.
+    Length(u64),
+    /// `Transfer-Encoding: chunked`.
+    Chunked,
+    /// Until the upstream closes the connection.
+    Close,
+}
+
+/// A final response head.
+#[derive(Debug)]
+pub(crate) struct Head {
+    /// The status (never 1xx).
+    pub(crate) status: StatusCode,
+    /// HTTP/1.0 or HTTP/1.1.
+    pub(crate) version: Version,
+    /// The header fields as sent (values share the head's bytes), except a `Content-Length`
+    /// that a `Transfer-Encoding` overrides.
+    pub(crate) headers: HeaderMap,
+    /// How the body that follows is delimited.
+    pub(crate) framing: Framing,
+    /// Whether the connection can carry another request once this body has been read.
+    pub(crate) reusable: bool,
+}
+
+/// Parses the final response head at the start of `buf`, skipping informational (1xx) heads
+/// before it. `Ok(None)`: the head is not complete yet (what was consumed stays consumed: the
+/// skipped 1xx heads). On success the head's bytes have been taken off `buf`; what follows is
+/// the body. `head_request`: the request's method was `HEAD` (no body follows, whatever the
+/// header fields say).
+pub(crate) fn parse_head(
+    buf: &mut BytesMut,
+    head_request: bool,
+) -> Result<Option<Head>, ProtocolError> {
+    loop {
+        let Some(head) = parse_one(buf, head_request)? else {
+            return Ok(None);
+        };
+        match head.status.as_u16() {
+            101 => return Err(ProtocolError::UnexpectedSwitch),
+            100..=199 => continue,
+            _ => return Ok(Some(head)),
+        }
+    }
+}
+
+fn parse_one(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>, ProtocolError> {
+    let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut response = httparse::Response::new(&mut fields);
+    let len = match response.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD => {
+            return Err(ProtocolError::HeadTooLarge);
+        }
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(httparse::Error::TooManyHeaders) => return Err(ProtocolError::HeadTooLarge),
+        Err(e) => return Err(ProtocolError::BadHead(parse_error(e))),
+    };
+    if len > MAX_HEAD {
+        return Err(ProtocolError::HeadTooLarge);
+    }
+    let version = match response.version {
+        Some(0) => Version::HTTP_10,
+        _ => Version::HTTP_11,
+    };
+    let status = response
+        .code
+        .and_then(|c| StatusCode::from_u16(c).ok())
+        .ok_or(ProtocolError::BadHead("status code"))?;
+    // Names now (they borrow nothing afterwards), values as offsets into the head, which is
+    // then split off and shared by every value.
+    let base = buf.as_ptr() as usize;
+    let mut spans = Vec::with_capacity(response.headers.len());
+    for field in response.headers.iter() {
+        let name = HeaderName::from_bytes(field.name.as_bytes())
+            .map_err(|_| ProtocolError::BadHead("header name"))?;
+        let start = field.value.as_ptr() as usize - base;
+        spans.push((name, start, start + field.value.len()));
+    }
+    let head = buf.split_to(len).freeze();
+    let mut headers = HeaderMap::with_capacity(spans.len());
+    for (name, start, end) in spans {
+        let value = HeaderValue::from_maybe_shared(head.slice(start..end))
+            .map_err(|_| ProtocolError::BadHead("header value"))?;
+        headers.append(name, value);
+    }
+    let mut reusable = version == Version::HTTP_11 && !has_token(&headers, &CONNECTION, "close");
+    let framing = if head_request
+        || status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+    {
+        Framing::Empty
+    } else if headers.contains_key(TRANSFER_ENCODING) {
+        // RFC 9112 §6.3: the transfer coding decides; a Content-Length beside it is dropped and
+        // the connection not used again. A final coding other than chunked runs to the close.
+        if headers.remove(CONTENT_LENGTH).is_some() {
+            reusable = false;
+        }
+        if last_coding_is_chunked(&headers) {
+            Framing::Chunked
+        } else {
+            reusable = false;
+            Framing::Close
+        }
+    } else if headers.contains_key(CONTENT_LENGTH) {
+        match content_length(&headers)? {
+            0 => Framing::Empty,
+            n => Framing::Length(n),
+        }
+    } else {
+        reusable = false;
+        Framing::Close
+    };
+    Ok(Some(Head {
+        status,
+        version,
+        headers,
+        framing,
+        reusable,
+    }))
+}
+
+fn parse_error(e: httparse::Error) -> &'static str {
+    match e {
+        httparse::Error::HeaderName => "invalid header name",
+        httparse::Error::HeaderValue => "invalid header value",
+        httparse::Error::NewLine => "invalid line ending",
+        httparse::Error::Status => "invalid status line",
+        httparse::Error::Token => "invalid token",
+        httparse::Error::TooManyHeaders => "too many header fields",
+        httparse::Error::Version => "not HTTP/1.x",
+    }
+}
+
+/// Whether a comma-separated header (every field of that name) lists `token`.
+fn has_token(headers: &HeaderMap, name: &HeaderName, token: &str) -> bool {
+    headers
+        .get_all(name)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
+}
+
+fn last_coding_is_chunked(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(TRANSFER_ENCODING)
+        .iter()
+        .next_back()
+        .and_then(|v| v.as_bytes().rsplit(|&b| b == b',').next())
+        .is_some_and(|t| t.trim_ascii().eq_ignore_ascii_case(b"chunked"))
+}
+
+/// The one length every `Content-Length` field (and list element) states.
+fn content_length(headers: &HeaderMap) -> Result<u64, ProtocolError> {
+    let mut length = None;
+    for value in headers.get_all(CONTENT_LENGTH) {
+        for part in value.as_bytes().split(|&b| b == b',') {
+            let n = decimal(part.trim_ascii()).ok_or(ProtocolError::BadContentLength)?;
+            if length.is_some_and(|l| l != n) {
+                return Err(ProtocolError::BadContentLength);
+            }
+            length = Some(n);
+        }
+    }
+    length.ok_or(ProtocolError::BadContentLength)
+}
+
+fn decimal(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() || digits.len() > 19 {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |n, &d| {
+        d.is_ascii_digit().then(|| n * 10 + u64::from(d - b'0'))
+    })
+}
+
+/// What a chunked body yields.
+#[derive(Debug, PartialEq)]
+pub(crate) enum Chunk {
+    /// Body bytes (a chunk or part of one).
+    Data(Bytes),
+    /// The trailer fields after the last chunk (only when there are any).
+    Trailers(HeaderMap),
+    /// The body has ended; the connection is past it.
+    End,
+}
+
+/// The parts of a chunk-size line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Part {
+    Digits,
+    /// Whitespace after the digits.
+    Space,
+    /// A chunk extension, ignored up to the CR.
+    Ext,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// In a chunk-size line: the size so far, which part of the line, and how many bytes of
+    /// the line were consumed.
+    Size {
+        size: u64,
+        part: Part,
+        line: usize,
+    },
+    /// The CR of a chunk-size line was seen; LF must follow.
+    SizeLf {
+        size: u64,
+    },
+    /// This many bytes of chunk data are left.
+    Data(u64),
+    /// Chunk data ended; CR LF must follow.
+    DataCr,
+    DataLf,
+    /// After the last chunk: the trailer section, up to an empty line.
+    Trailers,
+    Done,
+}
+
+/// Decodes a chunked body incrementally: feed it the connection's buffer after the head.
+#[derive(Debug)]
+pub(crate) struct ChunkedDecoder {
+    state: State,
+}
+
+impl Default for ChunkedDecoder {
+    fn default() -> Self {
+        ChunkedDecoder {
+            state: State::Size {
+                size: 0,
+                part: Part::Digits,
+                line: 0,
+            },
+        }
+    }
+}
+
+impl ChunkedDecoder {
+    /// Takes what it can from the front of `buf`. `Ok(None)`: more bytes are needed (all of
+    /// `buf` has been consumed, except an incomplete trailer section).
+    pub(crate) fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Chunk>, ProtocolError> {
+        loop {
+            match self.state {
+                State::Done => return Ok(Some(Chunk::End)),
+                State::Data(left) => {
+                    if buf.is_empty() {
+                        return Ok(None);
+                    }
+                    let take = usize::try_from(left).unwrap_or(usize::MAX).min(buf.len());
+                    let left = left - take as u64;
+                    self.state = if left == 0 {
+                        State::DataCr
+                    } else {
+                        State::Data(left)
+                    };
+                    return Ok(Some(Chunk::Data(buf.split_to(take).freeze())));
+                }
+                State::Trailers => return self.trailers(buf),
+                _ => {}
+            }
+            // The byte-at-a-time states.
+            let Some(&b) = buf.first() else {
+                return Ok(None);
+            };
+            let _ = buf.split_to(1);
+            self.state = match self.state {
+                State::Size { size, part, line } => {
+                    if line + 1 > MAX_CHUNK_LINE {
+                        return Err(ProtocolError::ChunkLineTooLong);
+                    }
+                    let line = line + 1;
+                    let next = |size, part| State::Size { size, part, line };
+                    match (part, b) {
+                        (Part::Digits, b'\r') if line > 1 => State::SizeLf { size },
+                        (Part::Space | Part::Ext, b'\r') => State::SizeLf { size },
+                        (Part::Ext, _) => next(size, Part::Ext),
+                        (Part::Digits, b'0'..=b'9' | b'a'..=b'f' | b'A'..=b'F') => {
+                            if size >> 60 != 0 {
+                                return Err(ProtocolError::ChunkTooLarge);
+                            }
+                            let d = (b as char).to_digit(16).unwrap_or(0);
+                            next(size << 4 | u64::from(d), Part::Digits)
+                        }
+                        // Whitespace after the size (RFC 9112 BWS), then `;name=value…`.
+                        (Part::Digits, b' ' | b'\t') if line > 1 => next(size, Part::Space),
+                        (Part::Space, b' ' | b'\t') => next(size, Part::Space),
+                        (Part::Digits, b';') if line > 1 => next(size, Part::Ext),
+                        (Part::Space, b';') => next(size, Part::Ext),
+                        _ => return Err(ProtocolError::BadChunkSize),
+                    }
+                }
+                State::SizeLf { size } => match b {
+                    b'\n' if size == 0 => State::Trailers,
+                    b'\n' => State::Data(size),
+                    _ => return Err(ProtocolError::BadChunkSize),
+                },
+                State::DataCr if b == b'\r' => State::DataLf,
+                State::DataLf if b == b'\n' => State::Size {
+                    size: 0,
+                    part: Part::Digits,
+                    line: 0,
+                },
+                State::DataCr | State::DataLf => return Err(ProtocolError::BadChunkEnd),
+                State::Data(_) | State::Trailers | State::Done => {
+                    unreachable!("handled above")
+                }
+            };
+        }
+    }
+
+    fn trailers(&mut self, buf: &mut BytesMut) -> Result<Option<Chunk>, ProtocolError> {
+        if buf.len() < 2 {
+            return Ok(None);
+        }
+        if buf.starts_with(b"\r\n") {
+            let _ = buf.split_to(2);
+            self.state = State::Done;
+            return Ok(Some(Chunk::End));
+        }
+        let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        match httparse::parse_headers(buf, &mut fields) {
+            Ok(httparse::Status::Complete((len, fields))) if len <= MAX_TRAILERS => {
+                let mut trailers = HeaderMap::with_capacity(fields.len());
+                for f in fields.iter() {
+                    let name = HeaderName::from_bytes(f.name.as_bytes())
+                        .map_err(|_| ProtocolError::BadTrailers)?;
+                    let value =
+                        HeaderValue::from_bytes(f.value).map_err(|_| ProtocolError::BadTrailers)?;
+                    trailers.append(name, value);
+                }
+                let _ = buf.split_to(len);
+                self.state = State::Done;
+                Ok(Some(if trailers.is_empty() {
+                    Chunk::End
+                } else {
+                    Chunk::Trailers(trailers)
+                }))
+            }
+            Ok(httparse::Status::Partial) if buf.len() <= MAX_TRAILERS => Ok(None),
+            _ => Err(ProtocolError::BadTrailers),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(bytes: &[u8], head_request: bool) -> Result<Option<(Head, BytesMut)>, ProtocolError> {
+        let mut buf = BytesMut::from(bytes);
+        Ok(parse_head(&mut buf, head_request)?.map(|h| (h, buf)))
+    }
+
+    #[test]
+    fn a_content_length_response_and_what_follows_it() {
+        let (h, rest) = head(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-A: 1\r\nx-a: 2\r\n\r\nhello",
+            false,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(h.status, 200);
+        assert_eq!(h.version, Version::HTTP_11);
+        assert_eq!(h.framing, Framing::Length(5));
+        assert!(h.reusable);
+        let xa: Vec<_> = h.headers.get_all("x-a").iter().collect();
+        assert_eq!(xa, ["1", "2"]);
+        assert_eq!(&rest[..], b"hello");
+    }
+
+    #[test]
+    fn incomplete_heads_wait_and_oversized_ones_fail() {
+        assert!(
+            head(b"HTTP/1.1 200 OK\r\nContent-Le", false)
+                .unwrap()
+                .is_none()
+        );
+        let mut big = b"HTTP/1.1 200 OK\r\nx: ".to_vec();
+        big.resize(MAX_HEAD + 10, b'a');
+        assert_eq!(head(&big, false).unwrap_err(), ProtocolError::HeadTooLarge);
+        let mut many = b"HTTP/1.1 200 OK\r\n".to_vec();
+        for i in 0..=MAX_HEADERS {
+            many.extend_from_slice(format!("h{i}: v\r\n").as_bytes());
+        }
+        many.extend_from_slice(b"\r\n");
+        assert_eq!(head(&many, false).unwrap_err(), ProtocolError::HeadTooLarge);
+        assert!(matches!(
+            head(b"HTTP/2 200 OK\r\n\r\n", false),
+            Err(ProtocolError::BadHead(_))
+        ));
+    }
+
+    #[test]
+    fn bodies_are_delimited_as_rfc_9112_says() {
+        let framing = |bytes: &[u8], head_request| head(bytes, head_request).unwrap().unwrap().0;
+        let h = framing(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n", true);
+        assert_eq!((h.framing, h.reusable), (Framing::Empty, true));
+        let h = framing(b"HTTP/1.1 204 No Content\r\n\r\n", false);
+        assert_eq!((h.framing, h.reusable), (Framing::Empty, true));
+        let h = framing(
+            b"HTTP/1.1 304 Not Modified\r\nContent-Length: 9\r\n\r\n",
+            false,
+        );
+        assert_eq!(h.framing, Framing::Empty);
+        let h = framing(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", false);
+        assert_eq!((h.framing, h.reusable), (Framing::Empty, true));
+        let h = framing(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+            false,
+        );
+        assert_eq!((h.framing, h.reusable), (Framing::Chunked, true));
+        // Both: the coding wins, the length is dropped, the connection is not reused.
+        let h = framing(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+            false,
+        );
+        assert_eq!((h.framing, h.reusable), (Framing::Chunked, false));
+        assert!(!h.headers.contains_key(CONTENT_LENGTH));
+        let h = framing(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", false);
+        assert_eq!((h.framing, h.reusable), (Framing::Close, false));
+        let h = framing(b"HTTP/1.1 200 OK\r\n\r\n", false);
+        assert_eq!((h.framing, h.reusable), (Framing::Close, false));
+        let h = framing(
+            b"HTTP/1.1 200 OK\r\nConnection: keep-alive, Close\r\nContent-Length: 1\r\n\r\n",
+            false,
+        );
+        assert_eq!((h.framing, h.reusable), (Framing::Length(1), false));
+        let h = framing(b"HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\n", false);
+        assert_eq!((h.version, h.reusable), (Version::HTTP_10, false));
+        let h = framing(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 7, 7\r\nContent-Length: 7\r\n\r\n",
+            false,
+        );
+        assert_eq!(h.framing, Framing::Length(7));
+        for bad in ["7, 8", "-1", "", "0x10", "99999999999999999999", "1 2"] {
+            let bytes = format!("HTTP/1.1 200 OK\r\nContent-Length: {bad}\r\n\r\n");
+            assert_eq!(
+                head(bytes.as_bytes(), false).unwrap_err(),
+                ProtocolError::BadContentLength,
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn informational_heads_are_skipped_and_a_switch_is_refused() {
+        let (h, rest) = head(
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+            false,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!((h.status.as_u16(), &rest[..]), (200, &b"ok"[..]));
+        assert!(!h.headers.contains_key("link"));
+        // Only a 1xx so far: consumed, and the final head is awaited.
+        let mut buf = BytesMut::from(&b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 2"[..]);
+        assert!(parse_head(&mut buf, false).unwrap().is_none());
+        assert_eq!(&buf[..], b"HTTP/1.1 2");
+        assert_eq!(
+            head(b"HTTP/1.1 101 Switching Protocols\r\n\r\n", false).unwrap_err(),
+            ProtocolError::UnexpectedSwitch
+        );
+    }
+
+    /// Decodes `body` fed in pieces of `step` bytes; the frames' data joined, and the trailers.
+    fn decode_in_steps(
+        body: &[u8],
+        step: usize,
+    ) -> Result<(Vec<u8>, Option<HeaderMap>, usize), ProtocolError> {
+        let mut d = ChunkedDecoder::default();
+        let mut buf = BytesMut::new();
+        let (mut data, mut trailers) = (Vec::new(), None);
+        let mut fed = 0;
+        loop {
+            match d.decode(&mut buf)? {
+                Some(Chunk::Data(b)) => data.extend_from_slice(&b),
+                Some(Chunk::Trailers(t)) => trailers = Some(t),
+                Some(Chunk::End) => return Ok((data, trailers, buf.len())),
+                None if fed < body.len() => {
+                    let end = (fed + step).min(body.len());
+                    buf.extend_from_slice(&body[fed..end]);
+                    fed = end;
+                }
+                None => return Err(ProtocolError::BadChunkEnd),
+            }
+        }
+    }
+
+    #[test]
+    fn chunked_bodies_decode_the_same_however_they_arrive() {
+        let body = b"5\r\nhello\r\n1A;name=\"v\"\r\nabcdefghijklmnopqrstuvwxyz\r\n0 \r\nGrpc-Status: 0\r\nX-T: a\r\n\r\nNEXT";
+        for step in [1, 2, 3, 7, 64, body.len()] {
+            let (data, trailers, rest) = decode_in_steps(body, step).unwrap();
+            assert_eq!(data, b"helloabcdefghijklmnopqrstuvwxyz", "step {step}");
+            let trailers = trailers.unwrap();
+            assert_eq!(trailers["grpc-status"], "0");
+            assert_eq!(trailers["x-t"], "a");
+            assert!(rest <= 4, "what follows the body stays in the buffer");
+        }
+        let (data, trailers, _) = decode_in_steps(b"0\r\n\r\n", 1).unwrap();
+        assert!(data.is_empty() && trailers.is_none());
+    }
+
+    #[test]
+    fn bad_chunked_bodies_name_the_problem() {
+        let bad = |body: &[u8]| decode_in_steps(body, body.len()).unwrap_err();
+        assert_eq!(bad(b"x\r\n"), ProtocolError::BadChunkSize);
+        assert_eq!(bad(b"\r\n"), ProtocolError::BadChunkSize);
+        assert_eq!(bad(b"5\nhello"), ProtocolError::BadChunkSize);
+        assert_eq!(bad(b"5\r\nhelloX"), ProtocolError::BadChunkEnd);
+        assert_eq!(bad(b"10000000000000000\r\n"), ProtocolError::ChunkTooLarge);
+        assert_eq!(bad(b"fffffffffffffffff\r\n"), ProtocolError::ChunkTooLarge);
+        assert_eq!(bad(b"5 5\r\nhello"), ProtocolError::BadChunkSize);
+        assert_eq!(bad(b";x\r\n"), ProtocolError::BadChunkSize);
+        let mut long = b"1;".to_vec();
+        long.resize(MAX_CHUNK_LINE + 1, b'x');
+        assert_eq!(bad(&long), ProtocolError::ChunkLineTooLong);
+        assert_eq!(bad(b"0\r\nno colon\r\n\r\n"), ProtocolError::BadTrailers);
+        let mut big = b"0\r\nx: ".to_vec();
+        big.resize(MAX_TRAILERS + 10, b'a');
+        assert_eq!(bad(&big), ProtocolError::BadTrailers);
+        // The largest size that fits is accepted (the data then is awaited), and so are
+        // leading zeros.
+        for line in [&b"ffffffffffffffff\r\n"[..], b"000000000000000000005\r\n"] {
+            let mut d = ChunkedDecoder::default();
+            let mut buf = BytesMut::from(line);
+            assert_eq!(d.decode(&mut buf), Ok(None));
+            assert!(matches!(d.state, State::Data(_)));
+        }
+    }
+}
