@@ -45,7 +45,7 @@ use tokio::net::TcpStream;
 use tower::ServiceExt;
 
 use crate::h1::{self, Chunk, ChunkedDecoder, Framing};
-use crate::upstream::BoxError;
+use crate::upstream::{Added, BoxError};
 
 /// Idle connections kept per upstream; more are closed when they come back.
 const MAX_IDLE: usize = 512;
@@ -319,10 +319,12 @@ impl H1Pool {
         &self,
         mut req: Request<Incoming>,
         upgrade: bool,
+        added: Added,
     ) -> Result<Response<PooledBody>, PoolError> {
         if !upgrade && req.body().is_end_stream() && req.method() != Method::CONNECT {
-            return self.send_direct(req).await;
+            return self.send_direct(req, &added).await;
         }
+        added.insert_into(req.headers_mut());
         loop {
             let (mut sender, reused) = match self.checkout() {
                 Some(s) => (s, true),
@@ -345,7 +347,11 @@ impl H1Pool {
     }
 
     /// The direct lane: `req` has no body and asks for no upgrade.
-    async fn send_direct(&self, req: Request<Incoming>) -> Result<Response<PooledBody>, PoolError> {
+    async fn send_direct(
+        &self,
+        req: Request<Incoming>,
+        added: &Added,
+    ) -> Result<Response<PooledBody>, PoolError> {
         let (parts, _empty) = req.into_parts();
         let head_request = parts.method == Method::HEAD;
         // Idempotent methods may be sent again when a pooled connection turns out closed.
@@ -363,7 +369,7 @@ impl H1Pool {
                 };
             if head.is_empty() {
                 head = std::mem::take(&mut conn.write);
-                encode_request_head(&parts, &mut head);
+                encode_request_head(&parts, added, &mut head);
             }
             match exchange(&mut conn, &head, head_request).await {
                 Ok(h) => {
@@ -396,24 +402,37 @@ impl H1Pool {
     }
 }
 
-/// Writes the head of a bodiless request: request line, then the header fields as they are.
-fn encode_request_head(parts: &http::request::Parts, out: &mut Vec<u8>) {
+/// Writes the head of a bodiless request: request line, `Host`, the request's header fields,
+/// then the others the proxy adds.
+pub(crate) fn encode_request_head(parts: &http::request::Parts, added: &Added, out: &mut Vec<u8>) {
     let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let size = |k: &str, v: &HeaderValue| k.len() + v.len() + 4;
     let fields: usize = parts
         .headers
         .iter()
-        .map(|(k, v)| k.as_str().len() + v.len() + 4)
-        .sum();
+        .map(|(k, v)| size(k.as_str(), v))
+        .sum::<usize>()
+        + added.fields().map(|(k, v)| size(k, v)).sum::<usize>();
     out.reserve(parts.method.as_str().len() + target.len() + fields + 32);
     out.extend_from_slice(parts.method.as_str().as_bytes());
     out.push(b' ');
     out.extend_from_slice(target.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
-    for (name, value) in &parts.headers {
-        out.extend_from_slice(name.as_str().as_bytes());
+    let mut field = |name: &str, value: &HeaderValue| {
+        out.extend_from_slice(name.as_bytes());
         out.extend_from_slice(b": ");
         out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b"\r\n");
+    };
+    let mut added = added.fields().peekable();
+    if let Some((name, value)) = added.next_if(|(n, _)| *n == "host") {
+        field(name, value);
+    }
+    for (name, value) in &parts.headers {
+        field(name.as_str(), value);
+    }
+    for (name, value) in added {
+        field(name, value);
     }
     // A method that normally has a body says it has none (hyper's client does the same).
     let needs_length = !matches!(
@@ -770,7 +789,7 @@ mod tests {
                             req.headers_mut()
                                 .insert(http::header::HOST, pool.host().clone());
                             let drop_body = req.headers().contains_key("x-drop-body");
-                            match pool.send(req, false).await {
+                            match pool.send(req, false, Added::default()).await {
                                 // The proxy's client went away after the head: the upstream
                                 // body is dropped unread.
                                 Ok(r) if drop_body => {

@@ -213,18 +213,20 @@ impl Upstream {
             // hyper picks HTTP/2 by ALPN for TLS upstreams.
             UpstreamProtocol::Http | UpstreamProtocol::Https => Version::HTTP_11,
         };
-        prepare_request_headers(req.headers_mut(), upgrade, grpc, original_host, meta);
+        let mut added =
+            prepare_request_headers(req.headers_mut(), upgrade, grpc, original_host, meta);
         for (k, v) in &self.headers {
+            added.forget(k);
             req.headers_mut().insert(k.clone(), v.clone());
         }
 
         let sent: Result<Result<Response<Body>, BoxError>, _> = match &self.pool {
             Pool::H1(p) => {
                 // The upstream's own address, unless the service configures a Host.
-                req.headers_mut()
-                    .entry(header::HOST)
-                    .or_insert_with(|| p.host().clone());
-                tokio::time::timeout(self.timeout, p.send(req, upgrade))
+                if self.headers.is_empty() || !req.headers().contains_key(header::HOST) {
+                    added.host = Some(p.host().clone());
+                }
+                tokio::time::timeout(self.timeout, p.send(req, upgrade, added))
                     .await
                     .map(|r| match r {
                         Ok(resp) => Ok(resp.map(|b| b.boxed_unsync())),
@@ -232,12 +234,18 @@ impl Upstream {
                     })
             }
             // hyper-util's client writes the target URI's authority unless a Host is set.
-            Pool::H2c(c) => tokio::time::timeout(self.timeout, c.request(req))
-                .await
-                .map(boxed),
-            Pool::Tls(c) => tokio::time::timeout(self.timeout, c.request(req))
-                .await
-                .map(boxed),
+            Pool::H2c(c) => {
+                added.insert_into(req.headers_mut());
+                tokio::time::timeout(self.timeout, c.request(req))
+                    .await
+                    .map(boxed)
+            }
+            Pool::Tls(c) => {
+                added.insert_into(req.headers_mut());
+                tokio::time::timeout(self.timeout, c.request(req))
+                    .await
+                    .map(boxed)
+            }
         };
         let mut resp = match sent {
             Err(_) => {
@@ -345,6 +353,16 @@ const X_L402_TOKEN_ID: HeaderName = HeaderName::from_static("x-l402-token-id");
 const X_L402_TIER: HeaderName = HeaderName::from_static("x-l402-tier");
 const X_L402_CAPABILITIES: HeaderName = HeaderName::from_static("x-l402-capabilities");
 
+/// The headers the proxy sets; a client's copies are removed.
+const OURS: [HeaderName; 6] = [
+    X_FORWARDED_PROTO,
+    X_FORWARDED_HOST,
+    X_L402_SERVICE,
+    X_L402_TOKEN_ID,
+    X_L402_TIER,
+    X_L402_CAPABILITIES,
+];
+
 /// Which headers a scan of a header map found (one pass over the names instead of a hashed
 /// lookup for each header that is usually absent).
 #[derive(Default)]
@@ -353,8 +371,9 @@ struct Seen {
     hop: bool,
     /// `X-Forwarded-For`.
     forwarded_for: bool,
-    /// One of the `X-L402-*` headers only the proxy may set.
-    l402: bool,
+    /// A header only the proxy may set (`X-L402-*`, `X-Forwarded-Proto`, `X-Forwarded-Host`):
+    /// a client's copy goes.
+    ours: bool,
 }
 
 fn scan(headers: &HeaderMap) -> Seen {
@@ -364,8 +383,8 @@ fn scan(headers: &HeaderMap) -> Seen {
             seen.hop = true;
         } else if name == X_FORWARDED_FOR {
             seen.forwarded_for = true;
-        } else if name == X_L402_TOKEN_ID || name == X_L402_TIER || name == X_L402_CAPABILITIES {
-            seen.l402 = true;
+        } else if OURS.contains(name) {
+            seen.ours = true;
         }
     }
     seen
@@ -428,17 +447,102 @@ fn ip_text(ip: std::net::IpAddr, out: &mut Vec<u8>) {
     }
 }
 
+/// The header fields the proxy adds to a forwarded request. The hyper lanes insert them into
+/// the request's header map ([`Added::insert_into`]); the direct HTTP/1.1 lane writes them
+/// into the request head as they are, without hashing them into the map first.
+#[derive(Debug, Default)]
+pub(crate) struct Added {
+    /// The upstream's `Host` (only when the request has none).
+    pub(crate) host: Option<HeaderValue>,
+    forwarded_for: Option<HeaderValue>,
+    forwarded_proto: Option<HeaderValue>,
+    forwarded_host: Option<HeaderValue>,
+    service: Option<HeaderValue>,
+    token_id: Option<HeaderValue>,
+    tier: Option<HeaderValue>,
+    capabilities: Option<HeaderValue>,
+}
+
+impl Added {
+    /// The fields (lower-case names), `host` first.
+    pub(crate) fn fields(&self) -> impl Iterator<Item = (&'static str, &HeaderValue)> {
+        [
+            ("host", &self.host),
+            ("x-forwarded-for", &self.forwarded_for),
+            ("x-forwarded-proto", &self.forwarded_proto),
+            ("x-forwarded-host", &self.forwarded_host),
+            ("x-l402-service", &self.service),
+            ("x-l402-token-id", &self.token_id),
+            ("x-l402-tier", &self.tier),
+            ("x-l402-capabilities", &self.capabilities),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| value.as_ref().map(|v| (name, v)))
+    }
+
+    /// The field named `name`, if it is one of them (set or not).
+    fn slot(&mut self, name: &HeaderName) -> Option<&mut Option<HeaderValue>> {
+        Some(match name {
+            n if n == header::HOST => &mut self.host,
+            n if n == X_FORWARDED_FOR => &mut self.forwarded_for,
+            n if n == X_FORWARDED_PROTO => &mut self.forwarded_proto,
+            n if n == X_FORWARDED_HOST => &mut self.forwarded_host,
+            n if n == X_L402_SERVICE => &mut self.service,
+            n if n == X_L402_TOKEN_ID => &mut self.token_id,
+            n if n == X_L402_TIER => &mut self.tier,
+            n if n == X_L402_CAPABILITIES => &mut self.capabilities,
+            _ => return None,
+        })
+    }
+
+    /// Leaves out the field named `name` (a configured header of the service replaces it).
+    pub(crate) fn forget(&mut self, name: &HeaderName) {
+        if let Some(slot) = self.slot(name) {
+            *slot = None;
+        }
+    }
+
+    /// Inserts the fields into `headers` (each replacing any field of its name).
+    pub(crate) fn insert_into(self, headers: &mut HeaderMap) {
+        headers.reserve(8);
+        let Added {
+            host,
+            forwarded_for,
+            forwarded_proto,
+            forwarded_host,
+            service,
+            token_id,
+            tier,
+            capabilities,
+        } = self;
+        for (name, value) in [
+            (X_FORWARDED_FOR, forwarded_for),
+            (X_FORWARDED_PROTO, forwarded_proto),
+            (X_FORWARDED_HOST, forwarded_host),
+            (X_L402_SERVICE, service),
+            (X_L402_TOKEN_ID, token_id),
+            (X_L402_TIER, tier),
+            (X_L402_CAPABILITIES, capabilities),
+            (header::HOST, host),
+        ] {
+            if let Some(v) = value {
+                headers.insert(name, v);
+            }
+        }
+    }
+}
+
 /// Request headers for the upstream: hop-by-hop removed (gRPC keeps `te: trailers`), the
 /// client's `Host` removed (it goes on as `X-Forwarded-Host`; the upstream gets its own, or a
-/// configured one), forwarding headers added, L402 headers set from the verified token
-/// (client-sent copies removed first).
+/// configured one), client-sent copies of the proxy's own headers removed; returns the fields
+/// to add: forwarding headers, and L402 headers from the verified token.
 fn prepare_request_headers(
     headers: &mut HeaderMap,
     upgrade: bool,
     grpc: bool,
     original_host: Option<HeaderValue>,
     meta: &ForwardMeta<'_>,
-) {
+) -> Added {
     let seen = scan(headers);
     if seen.hop || upgrade {
         strip_found_hop_by_hop(headers, upgrade);
@@ -459,41 +563,35 @@ fn prepare_request_headers(
         if !xff.is_empty() {
             xff.extend_from_slice(b", ");
         }
+        headers.remove(&X_FORWARDED_FOR);
     }
     ip_text(meta.peer, &mut xff);
-    if let Ok(v) = HeaderValue::from_bytes(&xff) {
-        headers.insert(X_FORWARDED_FOR, v);
+    if seen.ours {
+        for name in &OURS {
+            headers.remove(name);
+        }
     }
-    headers.insert(
-        X_FORWARDED_PROTO,
-        HeaderValue::from_static(if meta.tls { "https" } else { "http" }),
-    );
-    if let Some(h) = original_host {
-        headers.insert(X_FORWARDED_HOST, h);
-    }
-    if seen.l402 {
-        headers.remove(&X_L402_TOKEN_ID);
-        headers.remove(&X_L402_TIER);
-        headers.remove(&X_L402_CAPABILITIES);
-    }
-    headers.insert(X_L402_SERVICE, meta.service.clone());
+    let mut added = Added {
+        forwarded_for: HeaderValue::from_maybe_shared(Bytes::from(xff)).ok(),
+        forwarded_proto: Some(HeaderValue::from_static(if meta.tls {
+            "https"
+        } else {
+            "http"
+        })),
+        forwarded_host: original_host,
+        service: Some(meta.service.clone()),
+        ..Added::default()
+    };
     if let Some(t) = meta.token {
         let mut hex = [0u8; 64];
         hex::encode_to_slice(t.token_id().as_bytes(), &mut hex).expect("64 hex digits");
-        headers.insert(
-            X_L402_TOKEN_ID,
-            HeaderValue::from_bytes(&hex).expect("hex is a valid header value"),
-        );
-        if let Some(tier) = t.tier() {
-            headers.insert(X_L402_TIER, HeaderValue::from(u16::from(tier)));
-        }
-        if let Some(v) = t
+        added.token_id = Some(HeaderValue::from_bytes(&hex).expect("hex is a valid header value"));
+        added.tier = t.tier().map(|tier| HeaderValue::from(u16::from(tier)));
+        added.capabilities = t
             .capabilities()
-            .and_then(|caps| HeaderValue::from_str(&caps.join(",")).ok())
-        {
-            headers.insert(X_L402_CAPABILITIES, v);
-        }
+            .and_then(|caps| HeaderValue::from_str(&caps.join(",")).ok());
     }
+    added
 }
 
 #[cfg(test)]
@@ -530,7 +628,8 @@ mod tests {
             true,
             Some(HeaderValue::from_static("api.example.com")),
             &meta,
-        );
+        )
+        .insert_into(&mut h);
         assert!(h.get("connection").is_none());
         assert!(h.get("x-secret-hop").is_none());
         assert!(h.get("keep-alive").is_none());
@@ -547,6 +646,42 @@ mod tests {
     }
 
     #[test]
+    fn the_direct_lane_head_has_host_first_and_each_added_field_once() {
+        let head = |method: &str| {
+            let mut req = Request::builder()
+                .method(method)
+                .uri("/a?b=1")
+                .header("host", "client.example")
+                .header("x-l402-service", "forged")
+                .header("accept", "*/*")
+                .header("x-forwarded-proto", "forged")
+                .header("x-forwarded-host", "forged")
+                .body(())
+                .unwrap();
+            let mut added = prepare_request_headers(
+                req.headers_mut(),
+                false,
+                false,
+                Some(HeaderValue::from_static("client.example")),
+                &meta("203.0.113.9", false),
+            );
+            added.host = Some(HeaderValue::from_static("10.0.0.2:8080"));
+            let (parts, ()) = req.into_parts();
+            let mut out = Vec::new();
+            crate::pool::encode_request_head(&parts, &added, &mut out);
+            String::from_utf8(out).unwrap()
+        };
+        let fields = "host: 10.0.0.2:8080\r\naccept: */*\r\nx-forwarded-for: 203.0.113.9\r\n\
+             x-forwarded-proto: http\r\nx-forwarded-host: client.example\r\n\
+             x-l402-service: weather\r\n";
+        assert_eq!(head("GET"), format!("GET /a?b=1 HTTP/1.1\r\n{fields}\r\n"));
+        assert_eq!(
+            head("POST"),
+            format!("POST /a?b=1 HTTP/1.1\r\n{fields}content-length: 0\r\n\r\n")
+        );
+    }
+
+    #[test]
     fn forwarded_for_keeps_every_earlier_hop_and_l402_headers_come_only_from_us() {
         let mut h = HeaderMap::new();
         h.append("x-forwarded-for", HeaderValue::from_static("198.51.100.1"));
@@ -557,7 +692,7 @@ mod tests {
         h.insert("x-l402-tier", HeaderValue::from_static("9"));
         h.insert("x-l402-capabilities", HeaderValue::from_static("admin"));
         let meta = meta("2001:db8::7", false);
-        prepare_request_headers(&mut h, false, false, None, &meta);
+        prepare_request_headers(&mut h, false, false, None, &meta).insert_into(&mut h);
         assert_eq!(
             h.get_all("x-forwarded-for").iter().collect::<Vec<_>>(),
             ["198.51.100.1, 198.51.100.2, 10.0.0.1, 2001:db8::7"]
@@ -574,7 +709,7 @@ mod tests {
         h.insert("connection", HeaderValue::from_static("x-forwarded-for"));
         h.insert("x-forwarded-for", HeaderValue::from_static("198.51.100.1"));
         let meta = meta("203.0.113.9", false);
-        prepare_request_headers(&mut h, false, false, None, &meta);
+        prepare_request_headers(&mut h, false, false, None, &meta).insert_into(&mut h);
         assert_eq!(h["x-forwarded-for"], "203.0.113.9");
     }
 
