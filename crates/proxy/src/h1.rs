@@ -7,6 +7,8 @@
 //! head (informational 1xx heads before it are skipped), then a body that is empty, has a
 //! length, is chunked, or runs to the end of the connection.
 
+use std::mem::MaybeUninit;
+
 use bytes::{Bytes, BytesMut};
 use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Version};
@@ -125,9 +127,16 @@ pub(crate) fn parse_head(
 }
 
 fn parse_one(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>, ProtocolError> {
-    let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut response = httparse::Response::new(&mut fields);
-    let len = match response.parse(buf) {
+    // Uninitialised slots: httparse writes only those it fills (zeroing 100 of them would cost
+    // more than parsing a small head).
+    let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut response = httparse::Response::new(&mut []);
+    let parsed = httparse::ParserConfig::default().parse_response_with_uninit_headers(
+        &mut response,
+        buf,
+        &mut slots,
+    );
+    let len = match parsed {
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD => {
             return Err(ProtocolError::HeadTooLarge);
@@ -147,21 +156,29 @@ fn parse_one(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>, Pro
         .code
         .and_then(|c| StatusCode::from_u16(c).ok())
         .ok_or(ProtocolError::BadHead("status code"))?;
-    // Names now (they borrow nothing afterwards), values as offsets into the head, which is
-    // then split off and shared by every value.
+    // Where each name and value lies in the head (under MAX_HEAD, so u32), then the head is
+    // split off and every value shares it.
     let base = buf.as_ptr() as usize;
-    let mut spans = Vec::with_capacity(response.headers.len());
-    for field in response.headers.iter() {
-        let name = HeaderName::from_bytes(field.name.as_bytes())
-            .map_err(|_| ProtocolError::BadHead("header name"))?;
-        let start = field.value.as_ptr() as usize - base;
-        spans.push((name, start, start + field.value.len()));
+    let mut spans = [[0u32; 4]; MAX_HEADERS];
+    let fields = response.headers.len();
+    for (span, field) in spans.iter_mut().zip(response.headers.iter()) {
+        let name = field.name.as_ptr() as usize - base;
+        let value = field.value.as_ptr() as usize - base;
+        *span = [
+            name as u32,
+            (name + field.name.len()) as u32,
+            value as u32,
+            (value + field.value.len()) as u32,
+        ];
     }
     let head = buf.split_to(len).freeze();
-    let mut headers = HeaderMap::with_capacity(spans.len());
-    for (name, start, end) in spans {
-        let value = HeaderValue::from_maybe_shared(head.slice(start..end))
-            .map_err(|_| ProtocolError::BadHead("header value"))?;
+    let mut headers = HeaderMap::with_capacity(fields);
+    for &[name_start, name_end, value_start, value_end] in &spans[..fields] {
+        let name = HeaderName::from_bytes(&head[name_start as usize..name_end as usize])
+            .map_err(|_| ProtocolError::BadHead("header name"))?;
+        let value =
+            HeaderValue::from_maybe_shared(head.slice(value_start as usize..value_end as usize))
+                .map_err(|_| ProtocolError::BadHead("header value"))?;
         headers.append(name, value);
     }
     let mut reusable = version == Version::HTTP_11 && !has_token(&headers, &CONNECTION, "close");

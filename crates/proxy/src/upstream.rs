@@ -423,111 +423,169 @@ fn strip_found_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
     }
 }
 
-/// `ip` as text, without the formatting machinery for the common IPv4 case.
-fn ip_text(ip: std::net::IpAddr, out: &mut Vec<u8>) {
+/// The longest text of an IP address (`ffff:…:ffff:255.255.255.255`).
+const IP_TEXT_MAX: usize = 45;
+
+/// `ip` as text into `out`, without the formatting machinery for the common IPv4 case; returns
+/// its length.
+fn ip_text(ip: std::net::IpAddr, out: &mut [u8; IP_TEXT_MAX]) -> usize {
     match ip {
         std::net::IpAddr::V4(v4) => {
+            let mut n = 0;
+            let mut push = |b: u8| {
+                out[n] = b;
+                n += 1;
+            };
             for (i, octet) in v4.octets().into_iter().enumerate() {
                 if i > 0 {
-                    out.push(b'.');
+                    push(b'.');
                 }
                 if octet >= 100 {
-                    out.push(b'0' + octet / 100);
+                    push(b'0' + octet / 100);
                 }
                 if octet >= 10 {
-                    out.push(b'0' + octet / 10 % 10);
+                    push(b'0' + octet / 10 % 10);
                 }
-                out.push(b'0' + octet % 10);
+                push(b'0' + octet % 10);
             }
+            n
         }
         std::net::IpAddr::V6(v6) => {
             use std::io::Write;
-            let _ = write!(out, "{v6}");
+            let mut cursor = std::io::Cursor::new(&mut out[..]);
+            let _ = write!(cursor, "{v6}");
+            cursor.position() as usize
         }
     }
 }
 
-/// The header fields the proxy adds to a forwarded request. The hyper lanes insert them into
-/// the request's header map ([`Added::insert_into`]); the direct HTTP/1.1 lane writes them
-/// into the request head as they are, without hashing them into the map first.
+/// The header fields the proxy adds to a forwarded request, kept as what they are made of.
+/// The hyper lanes insert them into the request's header map ([`Added::insert_into`]); the
+/// direct HTTP/1.1 lane writes them into the request head ([`Added::write`]) without building a
+/// header value or hashing a name for any of them.
 #[derive(Debug, Default)]
-pub(crate) struct Added {
+pub(crate) struct Added<'a> {
     /// The upstream's `Host` (only when the request has none).
     pub(crate) host: Option<HeaderValue>,
-    forwarded_for: Option<HeaderValue>,
-    forwarded_proto: Option<HeaderValue>,
+    /// Earlier `X-Forwarded-For` hops, each followed by `", "`; then comes `peer`.
+    hops: Vec<u8>,
+    peer: Option<std::net::IpAddr>,
+    proto: Option<&'static str>,
     forwarded_host: Option<HeaderValue>,
     service: Option<HeaderValue>,
-    token_id: Option<HeaderValue>,
-    tier: Option<HeaderValue>,
-    capabilities: Option<HeaderValue>,
+    token: Option<&'a VerifiedToken>,
+    /// Fields a configured header of the service replaces (the `FIELD_*` bits).
+    forgotten: u8,
 }
 
-impl Added {
-    /// The fields (lower-case names), `host` first.
-    pub(crate) fn fields(&self) -> impl Iterator<Item = (&'static str, &HeaderValue)> {
-        [
-            ("host", &self.host),
-            ("x-forwarded-for", &self.forwarded_for),
-            ("x-forwarded-proto", &self.forwarded_proto),
-            ("x-forwarded-host", &self.forwarded_host),
-            ("x-l402-service", &self.service),
-            ("x-l402-token-id", &self.token_id),
-            ("x-l402-tier", &self.tier),
-            ("x-l402-capabilities", &self.capabilities),
-        ]
-        .into_iter()
-        .filter_map(|(name, value)| value.as_ref().map(|v| (name, v)))
-    }
+const FIELD_FOR: u8 = 1;
+const FIELD_PROTO: u8 = 2;
+const FIELD_HOST: u8 = 4;
+const FIELD_SERVICE: u8 = 8;
+const FIELD_TOKEN_ID: u8 = 16;
+const FIELD_TIER: u8 = 32;
+const FIELD_CAPABILITIES: u8 = 64;
 
-    /// The field named `name`, if it is one of them (set or not).
-    fn slot(&mut self, name: &HeaderName) -> Option<&mut Option<HeaderValue>> {
-        Some(match name {
-            n if n == header::HOST => &mut self.host,
-            n if n == X_FORWARDED_FOR => &mut self.forwarded_for,
-            n if n == X_FORWARDED_PROTO => &mut self.forwarded_proto,
-            n if n == X_FORWARDED_HOST => &mut self.forwarded_host,
-            n if n == X_L402_SERVICE => &mut self.service,
-            n if n == X_L402_TOKEN_ID => &mut self.token_id,
-            n if n == X_L402_TIER => &mut self.tier,
-            n if n == X_L402_CAPABILITIES => &mut self.capabilities,
-            _ => return None,
-        })
-    }
+/// `n` in decimal.
+fn u8_text(n: u8, out: &mut [u8; 3]) -> &[u8] {
+    *out = [b'0' + n / 100, b'0' + n / 10 % 10, b'0' + n % 10];
+    let skip = if n >= 100 {
+        0
+    } else if n >= 10 {
+        1
+    } else {
+        2
+    };
+    &out[skip..]
+}
 
+/// Whether `b` may appear in a header value (the `http` crate's rule).
+fn value_byte(b: u8) -> bool {
+    b >= 32 && b != 127 || b == b'\t'
+}
+
+impl Added<'_> {
     /// Leaves out the field named `name` (a configured header of the service replaces it).
     pub(crate) fn forget(&mut self, name: &HeaderName) {
-        if let Some(slot) = self.slot(name) {
-            *slot = None;
+        let bit = match name {
+            n if n == header::HOST => {
+                self.host = None;
+                return;
+            }
+            n if n == X_FORWARDED_FOR => FIELD_FOR,
+            n if n == X_FORWARDED_PROTO => FIELD_PROTO,
+            n if n == X_FORWARDED_HOST => FIELD_HOST,
+            n if n == X_L402_SERVICE => FIELD_SERVICE,
+            n if n == X_L402_TOKEN_ID => FIELD_TOKEN_ID,
+            n if n == X_L402_TIER => FIELD_TIER,
+            n if n == X_L402_CAPABILITIES => FIELD_CAPABILITIES,
+            _ => return,
+        };
+        self.forgotten |= bit;
+    }
+
+    /// Calls `field` with each field but `Host` (lower-case name, value bytes), in order.
+    fn each(&self, mut field: impl FnMut(&'static str, &[u8])) {
+        let on = |bit: u8| self.forgotten & bit == 0;
+        if let Some(peer) = self.peer.filter(|_| on(FIELD_FOR)) {
+            let mut text = [0u8; IP_TEXT_MAX];
+            let n = ip_text(peer, &mut text);
+            let ip = &text[..n];
+            if self.hops.is_empty() {
+                field("x-forwarded-for", ip);
+            } else {
+                field("x-forwarded-for", &[&self.hops[..], ip].concat());
+            }
         }
+        if let Some(proto) = self.proto.filter(|_| on(FIELD_PROTO)) {
+            field("x-forwarded-proto", proto.as_bytes());
+        }
+        if let Some(v) = self.forwarded_host.as_ref().filter(|_| on(FIELD_HOST)) {
+            field("x-forwarded-host", v.as_bytes());
+        }
+        if let Some(v) = self.service.as_ref().filter(|_| on(FIELD_SERVICE)) {
+            field("x-l402-service", v.as_bytes());
+        }
+        let Some(t) = self.token else {
+            return;
+        };
+        if on(FIELD_TOKEN_ID) {
+            let mut hex = [0u8; 64];
+            hex::encode_to_slice(t.token_id().as_bytes(), &mut hex).expect("64 hex digits");
+            field("x-l402-token-id", &hex);
+        }
+        if let Some(tier) = t.tier().filter(|_| on(FIELD_TIER)) {
+            let mut digits = [0u8; 3];
+            field("x-l402-tier", u8_text(tier, &mut digits));
+        }
+        if let Some(caps) = t.capabilities().filter(|_| on(FIELD_CAPABILITIES))
+            && caps.iter().all(|c| c.bytes().all(value_byte))
+        {
+            let joined = caps.join(",");
+            field("x-l402-capabilities", joined.as_bytes());
+        }
+    }
+
+    /// Writes the fields but `Host` as header lines.
+    pub(crate) fn write(&self, out: &mut Vec<u8>) {
+        self.each(|name, value| {
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(value);
+            out.extend_from_slice(b"\r\n");
+        });
     }
 
     /// Inserts the fields into `headers` (each replacing any field of its name).
     pub(crate) fn insert_into(self, headers: &mut HeaderMap) {
         headers.reserve(8);
-        let Added {
-            host,
-            forwarded_for,
-            forwarded_proto,
-            forwarded_host,
-            service,
-            token_id,
-            tier,
-            capabilities,
-        } = self;
-        for (name, value) in [
-            (X_FORWARDED_FOR, forwarded_for),
-            (X_FORWARDED_PROTO, forwarded_proto),
-            (X_FORWARDED_HOST, forwarded_host),
-            (X_L402_SERVICE, service),
-            (X_L402_TOKEN_ID, token_id),
-            (X_L402_TIER, tier),
-            (X_L402_CAPABILITIES, capabilities),
-            (header::HOST, host),
-        ] {
-            if let Some(v) = value {
-                headers.insert(name, v);
+        self.each(|name, value| {
+            if let Ok(v) = HeaderValue::from_bytes(value) {
+                headers.insert(HeaderName::from_static(name), v);
             }
+        });
+        if let Some(host) = self.host {
+            headers.insert(header::HOST, host);
         }
     }
 }
@@ -536,13 +594,13 @@ impl Added {
 /// client's `Host` removed (it goes on as `X-Forwarded-Host`; the upstream gets its own, or a
 /// configured one), client-sent copies of the proxy's own headers removed; returns the fields
 /// to add: forwarding headers, and L402 headers from the verified token.
-fn prepare_request_headers(
+fn prepare_request_headers<'a>(
     headers: &mut HeaderMap,
     upgrade: bool,
     grpc: bool,
     original_host: Option<HeaderValue>,
-    meta: &ForwardMeta<'_>,
-) -> Added {
+    meta: &ForwardMeta<'a>,
+) -> Added<'a> {
     let seen = scan(headers);
     if seen.hop || upgrade {
         strip_found_hop_by_hop(headers, upgrade);
@@ -551,47 +609,30 @@ fn prepare_request_headers(
         headers.insert(header::TE, HeaderValue::from_static("trailers"));
     }
     headers.remove(header::HOST);
-    let mut xff = Vec::with_capacity(48);
+    let mut hops = Vec::new();
     if seen.forwarded_for {
         // Every earlier hop, in order, then ours (none left if `Connection` named the header).
         for v in headers.get_all(&X_FORWARDED_FOR) {
-            if !xff.is_empty() {
-                xff.extend_from_slice(b", ");
-            }
-            xff.extend_from_slice(v.as_bytes());
-        }
-        if !xff.is_empty() {
-            xff.extend_from_slice(b", ");
+            hops.extend_from_slice(v.as_bytes());
+            hops.extend_from_slice(b", ");
         }
         headers.remove(&X_FORWARDED_FOR);
     }
-    ip_text(meta.peer, &mut xff);
     if seen.ours {
         for name in &OURS {
             headers.remove(name);
         }
     }
-    let mut added = Added {
-        forwarded_for: HeaderValue::from_maybe_shared(Bytes::from(xff)).ok(),
-        forwarded_proto: Some(HeaderValue::from_static(if meta.tls {
-            "https"
-        } else {
-            "http"
-        })),
+    Added {
+        host: None,
+        hops,
+        peer: Some(meta.peer),
+        proto: Some(if meta.tls { "https" } else { "http" }),
         forwarded_host: original_host,
         service: Some(meta.service.clone()),
-        ..Added::default()
-    };
-    if let Some(t) = meta.token {
-        let mut hex = [0u8; 64];
-        hex::encode_to_slice(t.token_id().as_bytes(), &mut hex).expect("64 hex digits");
-        added.token_id = Some(HeaderValue::from_bytes(&hex).expect("hex is a valid header value"));
-        added.tier = t.tier().map(|tier| HeaderValue::from(u16::from(tier)));
-        added.capabilities = t
-            .capabilities()
-            .and_then(|caps| HeaderValue::from_str(&caps.join(",")).ok());
+        token: meta.token,
+        forgotten: 0,
     }
-    added
 }
 
 #[cfg(test)]
@@ -647,7 +688,7 @@ mod tests {
 
     #[test]
     fn the_direct_lane_head_has_host_first_and_each_added_field_once() {
-        let head = |method: &str| {
+        let head_forgetting = |method: &str, forget: Option<HeaderName>| {
             let mut req = Request::builder()
                 .method(method)
                 .uri("/a?b=1")
@@ -666,15 +707,28 @@ mod tests {
                 &meta("203.0.113.9", false),
             );
             added.host = Some(HeaderValue::from_static("10.0.0.2:8080"));
+            if let Some(name) = forget {
+                added.forget(&name);
+            }
             let (parts, ()) = req.into_parts();
             let mut out = Vec::new();
             crate::pool::encode_request_head(&parts, &added, &mut out);
             String::from_utf8(out).unwrap()
         };
+        let head = |method: &str| head_forgetting(method, None);
         let fields = "host: 10.0.0.2:8080\r\naccept: */*\r\nx-forwarded-for: 203.0.113.9\r\n\
              x-forwarded-proto: http\r\nx-forwarded-host: client.example\r\n\
              x-l402-service: weather\r\n";
         assert_eq!(head("GET"), format!("GET /a?b=1 HTTP/1.1\r\n{fields}\r\n"));
+        // A configured header of the service replaces the proxy's field of that name.
+        assert_eq!(
+            head_forgetting("GET", Some(X_FORWARDED_PROTO)),
+            format!(
+                "GET /a?b=1 HTTP/1.1\r\n{}\r\n",
+                fields.replace("x-forwarded-proto: http\r\n", "")
+            )
+        );
+        assert!(!head_forgetting("GET", Some(header::HOST)).contains("host: 10.0.0.2"));
         assert_eq!(
             head("POST"),
             format!("POST /a?b=1 HTTP/1.1\r\n{fields}content-length: 0\r\n\r\n")
@@ -714,18 +768,28 @@ mod tests {
     }
 
     #[test]
-    fn ipv4_text_matches_display() {
+    fn u8_text_matches_display() {
+        for n in 0..=u8::MAX {
+            assert_eq!(u8_text(n, &mut [0; 3]), n.to_string().as_bytes());
+        }
+    }
+
+    #[test]
+    fn ip_text_matches_display() {
         for ip in [
             "0.0.0.0",
             "9.10.99.100",
             "255.255.255.255",
             "127.0.0.1",
             "192.168.1.20",
+            "2001:db8::7",
+            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+            "::ffff:255.255.255.255",
         ] {
             let ip: std::net::IpAddr = ip.parse().unwrap();
-            let mut out = Vec::new();
-            ip_text(ip, &mut out);
-            assert_eq!(String::from_utf8(out).unwrap(), ip.to_string());
+            let mut out = [0u8; IP_TEXT_MAX];
+            let n = ip_text(ip, &mut out);
+            assert_eq!(std::str::from_utf8(&out[..n]).unwrap(), ip.to_string());
         }
     }
 
