@@ -50,8 +50,9 @@ fn read(data: &[u8], step: usize, head_request: bool) -> Reading {
         fed = end;
         true
     };
+    let mut informational = 0;
     let head = loop {
-        match h1::parse_head(&mut buf, head_request) {
+        match h1::parse_head(&mut buf, head_request, &mut informational) {
             Ok(Some(h)) => break h,
             Ok(None) if feed(&mut buf) => {}
             Ok(None) => return r,

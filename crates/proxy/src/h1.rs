@@ -9,7 +9,7 @@
 
 use std::mem::MaybeUninit;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Version};
 
@@ -25,6 +25,12 @@ pub(crate) const MAX_CHUNK_LINE: usize = 4096;
 /// The largest trailer section accepted.
 pub(crate) const MAX_TRAILERS: usize = 16 * 1024;
 
+/// The most chunk-extension bytes one body may carry (hyper's limit too).
+pub(crate) const MAX_EXTENSIONS: usize = 16 * 1024;
+
+/// The most informational (1xx) heads skipped before a final one.
+pub(crate) const MAX_INFORMATIONAL: u8 = 8;
+
 /// What is wrong with what the upstream sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum ProtocolError {
@@ -34,6 +40,10 @@ pub(crate) enum ProtocolError {
     HeadTooLarge,
     /// `101 Switching Protocols` to a request that asked for no upgrade.
     UnexpectedSwitch,
+    /// More than [`MAX_INFORMATIONAL`] 1xx heads before the final one.
+    TooManyInformational,
+    /// `Transfer-Encoding` in an HTTP/1.0 response (which cannot have one).
+    TransferEncodingInHttp10,
     /// A `Content-Length` that is not one decimal number (or several copies of it).
     BadContentLength,
     /// A chunk-size line that is not hexadecimal digits, optional extensions and CRLF.
@@ -42,7 +52,8 @@ pub(crate) enum ProtocolError {
     ChunkTooLarge,
     /// A chunk's data not followed by CRLF.
     BadChunkEnd,
-    /// A chunk-size line longer than [`MAX_CHUNK_LINE`].
+    /// A chunk-size line longer than [`MAX_CHUNK_LINE`], or chunk extensions past
+    /// [`MAX_EXTENSIONS`] in one body.
     ChunkLineTooLong,
     /// A trailer section that does not parse or is longer than [`MAX_TRAILERS`].
     BadTrailers,
@@ -59,13 +70,22 @@ impl std::fmt::Display for ProtocolError {
             ProtocolError::UnexpectedSwitch => {
                 write!(f, "upstream switched protocols without being asked to")
             }
+            ProtocolError::TooManyInformational => write!(
+                f,
+                "upstream sent more than {MAX_INFORMATIONAL} informational (1xx) responses"
+            ),
+            ProtocolError::TransferEncodingInHttp10 => {
+                write!(f, "upstream sent Transfer-Encoding in an HTTP/1.0 response")
+            }
             ProtocolError::BadContentLength => write!(f, "upstream sent an invalid Content-Length"),
             ProtocolError::BadChunkSize => write!(f, "upstream sent an invalid chunk-size line"),
             ProtocolError::ChunkTooLarge => write!(f, "upstream chunk size exceeds 64 bits"),
             ProtocolError::BadChunkEnd => write!(f, "upstream chunk data not followed by CRLF"),
-            ProtocolError::ChunkLineTooLong => {
-                write!(f, "upstream chunk-size line exceeds {MAX_CHUNK_LINE} bytes")
-            }
+            ProtocolError::ChunkLineTooLong => write!(
+                f,
+                "upstream chunk-size line exceeds {MAX_CHUNK_LINE} bytes, or its chunk \
+                 extensions {MAX_EXTENSIONS} bytes"
+            ),
             ProtocolError::BadTrailers => write!(
                 f,
                 "upstream sent a bad trailer section (or one over {MAX_TRAILERS} bytes)"
@@ -103,16 +123,21 @@ pub(crate) struct Head {
     pub(crate) framing: Framing,
     /// Whether the connection can carry another request once this body has been read.
     pub(crate) reusable: bool,
+    /// The reason phrase, when it is not the status's canonical one (hyper's server writes
+    /// the canonical one otherwise).
+    pub(crate) reason: Option<Bytes>,
 }
 
 /// Parses the final response head at the start of `buf`, skipping informational (1xx) heads
-/// before it. `Ok(None)`: the head is not complete yet (what was consumed stays consumed: the
-/// skipped 1xx heads). On success the head's bytes have been taken off `buf`; what follows is
+/// before it (`informational` counts them across calls, up to [`MAX_INFORMATIONAL`]).
+/// `Ok(None)`: the head is not complete yet (what was consumed stays consumed: the skipped 1xx
+/// heads). On success the head's bytes have been taken off `buf`; what follows is
 /// the body. `head_request`: the request's method was `HEAD` (no body follows, whatever the
 /// header fields say).
 pub(crate) fn parse_head(
     buf: &mut BytesMut,
     head_request: bool,
+    informational: &mut u8,
 ) -> Result<Option<Head>, ProtocolError> {
     loop {
         let Some(head) = parse_one(buf, head_request)? else {
@@ -120,7 +145,10 @@ pub(crate) fn parse_head(
         };
         match head.status.as_u16() {
             101 => return Err(ProtocolError::UnexpectedSwitch),
-            100..=199 => continue,
+            100..=199 if *informational >= MAX_INFORMATIONAL => {
+                return Err(ProtocolError::TooManyInformational);
+            }
+            100..=199 => *informational += 1,
             _ => return Ok(Some(head)),
         }
     }
@@ -158,20 +186,31 @@ fn parse_one(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>, Pro
         .ok_or(ProtocolError::BadHead("status code"))?;
     // Where each name and value lies in the head (under MAX_HEAD, so u32), then the head is
     // split off and every value shares it.
-    let base = buf.as_ptr() as usize;
+    // An empty slice from httparse need not point into the buffer: it gets an empty span.
+    let within = |part: &[u8]| -> std::ops::Range<usize> {
+        if part.is_empty() {
+            return 0..0;
+        }
+        let start = part.as_ptr() as usize - buf.as_ptr() as usize;
+        start..start + part.len()
+    };
+    let reason = response
+        .reason
+        .filter(|r| !r.is_empty() && Some(*r) != status.canonical_reason())
+        .map(|r| within(r.as_bytes()));
     let mut spans = [[0u32; 4]; MAX_HEADERS];
     let fields = response.headers.len();
     for (span, field) in spans.iter_mut().zip(response.headers.iter()) {
-        let name = field.name.as_ptr() as usize - base;
-        let value = field.value.as_ptr() as usize - base;
+        let (name, value) = (within(field.name.as_bytes()), within(field.value));
         *span = [
-            name as u32,
-            (name + field.name.len()) as u32,
-            value as u32,
-            (value + field.value.len()) as u32,
+            name.start as u32,
+            name.end as u32,
+            value.start as u32,
+            value.end as u32,
         ];
     }
     let head = buf.split_to(len).freeze();
+    let reason = reason.map(|r| head.slice(r));
     let mut headers = HeaderMap::with_capacity(fields);
     for &[name_start, name_end, value_start, value_end] in &spans[..fields] {
         let name = HeaderName::from_bytes(&head[name_start as usize..name_end as usize])
@@ -189,6 +228,9 @@ fn parse_one(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>, Pro
     {
         Framing::Empty
     } else if headers.contains_key(TRANSFER_ENCODING) {
+        if version == Version::HTTP_10 {
+            return Err(ProtocolError::TransferEncodingInHttp10);
+        }
         // RFC 9112 §6.3: the transfer coding decides; a Content-Length beside it is dropped and
         // the connection not used again. A final coding other than chunked runs to the close.
         if headers.remove(CONTENT_LENGTH).is_some() {
@@ -215,6 +257,7 @@ fn parse_one(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>, Pro
         headers,
         framing,
         reusable,
+        reason,
     }))
 }
 
@@ -320,6 +363,8 @@ enum State {
 #[derive(Debug)]
 pub(crate) struct ChunkedDecoder {
     state: State,
+    /// Chunk-extension bytes seen in this body so far.
+    extensions: usize,
 }
 
 impl Default for ChunkedDecoder {
@@ -330,6 +375,7 @@ impl Default for ChunkedDecoder {
                 part: Part::Digits,
                 line: 0,
             },
+            extensions: 0,
         }
     }
 }
@@ -361,7 +407,7 @@ impl ChunkedDecoder {
             let Some(&b) = buf.first() else {
                 return Ok(None);
             };
-            let _ = buf.split_to(1);
+            buf.advance(1);
             self.state = match self.state {
                 State::Size { size, part, line } => {
                     if line + 1 > MAX_CHUNK_LINE {
@@ -372,7 +418,15 @@ impl ChunkedDecoder {
                     match (part, b) {
                         (Part::Digits, b'\r') if line > 1 => State::SizeLf { size },
                         (Part::Space | Part::Ext, b'\r') => State::SizeLf { size },
-                        (Part::Ext, _) => next(size, Part::Ext),
+                        // Extension bytes: no control characters but HTAB (a bare LF would
+                        // end the line for a laxer reader), and a budget per body.
+                        (Part::Ext, b'\t' | b' '..=0x7e | 0x80..=0xff) => {
+                            self.extensions += 1;
+                            if self.extensions > MAX_EXTENSIONS {
+                                return Err(ProtocolError::ChunkLineTooLong);
+                            }
+                            next(size, Part::Ext)
+                        }
                         (Part::Digits, b'0'..=b'9' | b'a'..=b'f' | b'A'..=b'F') => {
                             if size >> 60 != 0 {
                                 return Err(ProtocolError::ChunkTooLarge);
@@ -412,7 +466,7 @@ impl ChunkedDecoder {
             return Ok(None);
         }
         if buf.starts_with(b"\r\n") {
-            let _ = buf.split_to(2);
+            buf.advance(2);
             self.state = State::Done;
             return Ok(Some(Chunk::End));
         }
@@ -427,7 +481,7 @@ impl ChunkedDecoder {
                         HeaderValue::from_bytes(f.value).map_err(|_| ProtocolError::BadTrailers)?;
                     trailers.append(name, value);
                 }
-                let _ = buf.split_to(len);
+                buf.advance(len);
                 self.state = State::Done;
                 Ok(Some(if trailers.is_empty() {
                     Chunk::End
@@ -447,7 +501,7 @@ mod tests {
 
     fn head(bytes: &[u8], head_request: bool) -> Result<Option<(Head, BytesMut)>, ProtocolError> {
         let mut buf = BytesMut::from(bytes);
-        Ok(parse_head(&mut buf, head_request)?.map(|h| (h, buf)))
+        Ok(parse_head(&mut buf, head_request, &mut 0)?.map(|h| (h, buf)))
     }
 
     #[test]
@@ -526,6 +580,27 @@ mod tests {
         assert_eq!((h.framing, h.reusable), (Framing::Length(1), false));
         let h = framing(b"HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\n", false);
         assert_eq!((h.version, h.reusable), (Version::HTTP_10, false));
+        assert_eq!(
+            head(
+                b"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+                false
+            )
+            .unwrap_err(),
+            ProtocolError::TransferEncodingInHttp10
+        );
+        // A reason phrase is kept only when it is not the canonical one (or empty).
+        assert_eq!(framing(b"HTTP/1.1 200 OK\r\n\r\n", false).reason, None);
+        assert_eq!(framing(b"HTTP/1.1 200\r\n\r\n", false).reason, None);
+        assert_eq!(
+            framing(b"HTTP/1.1 200 \r\nx-empty:\r\n\r\n", false).headers["x-empty"],
+            ""
+        );
+        let (h, rest) = head(b"HTTP/1.1 100\n\r\nHTTP/1.1 204\n\n", false)
+            .unwrap()
+            .unwrap();
+        assert_eq!((h.status.as_u16(), rest.len()), (204, 0));
+        let h = framing(b"HTTP/1.1 420 Enhance Your Calm\r\n\r\n", false);
+        assert_eq!(h.reason.as_deref(), Some(&b"Enhance Your Calm"[..]));
         let h = framing(
             b"HTTP/1.1 200 OK\r\nContent-Length: 7, 7\r\nContent-Length: 7\r\n\r\n",
             false,
@@ -553,11 +628,22 @@ mod tests {
         assert!(!h.headers.contains_key("link"));
         // Only a 1xx so far: consumed, and the final head is awaited.
         let mut buf = BytesMut::from(&b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 2"[..]);
-        assert!(parse_head(&mut buf, false).unwrap().is_none());
+        assert!(parse_head(&mut buf, false, &mut 0).unwrap().is_none());
         assert_eq!(&buf[..], b"HTTP/1.1 2");
         assert_eq!(
             head(b"HTTP/1.1 101 Switching Protocols\r\n\r\n", false).unwrap_err(),
             ProtocolError::UnexpectedSwitch
+        );
+        // Informational heads are counted across calls, and limited.
+        let mut seen = 0;
+        for _ in 0..MAX_INFORMATIONAL {
+            let mut buf = BytesMut::from(&b"HTTP/1.1 100 Continue\r\n\r\n"[..]);
+            assert!(parse_head(&mut buf, false, &mut seen).unwrap().is_none());
+        }
+        let mut buf = BytesMut::from(&b"HTTP/1.1 100 Continue\r\n\r\n"[..]);
+        assert_eq!(
+            parse_head(&mut buf, false, &mut seen).unwrap_err(),
+            ProtocolError::TooManyInformational
         );
     }
 
@@ -610,6 +696,16 @@ mod tests {
         assert_eq!(bad(b"10000000000000000\r\n"), ProtocolError::ChunkTooLarge);
         assert_eq!(bad(b"fffffffffffffffff\r\n"), ProtocolError::ChunkTooLarge);
         assert_eq!(bad(b"5 5\r\nhello"), ProtocolError::BadChunkSize);
+        assert_eq!(bad(b"5;a\nb\r\nhello"), ProtocolError::BadChunkSize);
+        assert_eq!(bad(b"5;a\x00\r\nhello"), ProtocolError::BadChunkSize);
+        // Extensions are limited per body, not only per line.
+        let mut many = Vec::new();
+        for _ in 0..5 {
+            many.extend_from_slice(b"1;");
+            many.resize(many.len() + 4000, b'x');
+            many.extend_from_slice(b"\r\na\r\n");
+        }
+        assert_eq!(bad(&many), ProtocolError::ChunkLineTooLong);
         assert_eq!(bad(b";x\r\n"), ProtocolError::BadChunkSize);
         let mut long = b"1;".to_vec();
         long.resize(MAX_CHUNK_LINE + 1, b'x');

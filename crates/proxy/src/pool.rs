@@ -40,7 +40,7 @@ use http_body::{Body as HttpBody, Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::client::legacy::connect::HttpConnector;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncWriteExt, Interest};
 use tokio::net::TcpStream;
 use tower::ServiceExt;
 
@@ -61,6 +61,10 @@ const READ_CHUNK: usize = 16 * 1024;
 
 /// The most a direct connection reads at once.
 const READ_MAX: usize = 256 * 1024;
+
+/// A direct connection whose request-head buffer grew past this (a client's large head) goes
+/// back to the pool with a fresh one.
+const WRITE_KEEP: usize = 16 * 1024;
 
 /// A direct connection whose read buffer grew past this (a large response read in one piece)
 /// goes back to the pool with a fresh one.
@@ -121,6 +125,8 @@ struct Direct {
     write: Vec<u8>,
     /// How much the read buffer grows by next.
     grow: usize,
+    /// The last read returned less than it had room for: the socket was empty after it.
+    drained: bool,
 }
 
 impl Direct {
@@ -130,6 +136,7 @@ impl Direct {
             read: BytesMut::new(),
             write: Vec::new(),
             grow: READ_CHUNK,
+            drained: false,
         }
     }
 }
@@ -203,9 +210,21 @@ impl Inner {
             // The upstream sent more than the response: nothing it says there can be trusted.
             return;
         }
-        if conn.read.capacity() > READ_KEEP {
+        if conn.drained {
+            // The last read left the socket empty: forget that it was readable, so that
+            // anything the upstream sends while the connection is idle (a `408`, a late
+            // byte, its close) marks it readable again and the checkout looks (no system
+            // call here; Tokio keeps readiness until a read would block).
+            let _ = conn.stream.try_io(Interest::READABLE, || {
+                Err::<(), _>(io::ErrorKind::WouldBlock.into())
+            });
+        }
+        if conn.read.capacity() > READ_KEEP || conn.grow > READ_CHUNK {
             conn.read = BytesMut::new();
             conn.grow = READ_CHUNK;
+        }
+        if conn.write.capacity() > WRITE_KEEP {
+            conn.write = Vec::new();
         }
         push_idle(&self.direct, conn, self.idle_timeout);
     }
@@ -266,20 +285,25 @@ impl H1Pool {
         None
     }
 
-    /// An idle direct connection, if one is left. `probe`: make sure first that the upstream
-    /// has not closed it (a read that would block; one system call) — for requests that must
-    /// not be sent twice.
-    fn checkout_direct(&self, probe: bool) -> Option<Direct> {
+    /// An idle direct connection, if one is left that has been quiet since it went idle. One
+    /// that became readable meanwhile (or whose last read did not drain the socket) is read
+    /// once (a system call): if the read would block it is fine; if the upstream closed it or
+    /// sent anything, it is dropped — bytes nobody asked for are never taken for the next
+    /// request's answer.
+    fn checkout_direct(&self) -> Option<Direct> {
+        let mut cx = Context::from_waker(std::task::Waker::noop());
         while let Some(Idle { conn, since }) = pop_idle(&self.inner.direct) {
             if since.elapsed() > self.inner.idle_timeout {
                 continue;
             }
-            if probe {
-                match conn.stream.try_read(&mut [0u8; 1]) {
+            match conn.stream.poll_read_ready(&mut cx) {
+                Poll::Pending => {}
+                Poll::Ready(Ok(())) => match conn.stream.try_read(&mut [0u8; 1]) {
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                     // Closed, failed, or sent something unasked.
                     _ => continue,
-                }
+                },
+                Poll::Ready(Err(_)) => continue,
             }
             return Some(conn);
         }
@@ -359,19 +383,23 @@ impl H1Pool {
         let mut head = Vec::new();
         let mut reuse = true;
         loop {
-            let (mut conn, reused) =
-                match reuse.then(|| self.checkout_direct(!replayable)).flatten() {
-                    Some(c) => (c, true),
-                    None => {
-                        let stream = Box::pin(self.connect_stream()).await?;
-                        (Direct::new(stream), false)
-                    }
-                };
+            let (mut conn, reused) = match reuse.then(|| self.checkout_direct()).flatten() {
+                Some(c) => (c, true),
+                None => {
+                    let stream = Box::pin(self.connect_stream()).await?;
+                    (Direct::new(stream), false)
+                }
+            };
             if head.is_empty() {
                 head = std::mem::take(&mut conn.write);
                 encode_request_head(&parts, added, &mut head);
             }
             match exchange(&mut conn, &head, head_request).await {
+                // An upstream timing out a connection just as it was reused answers 408 and
+                // closes it; it did not act on the request, so an idempotent one goes again.
+                Ok(h) if h.status == http::StatusCode::REQUEST_TIMEOUT && reused && replayable => {
+                    reuse = false;
+                }
                 Ok(h) => {
                     head.clear();
                     conn.write = head;
@@ -390,6 +418,13 @@ impl H1Pool {
                     *resp.status_mut() = h.status;
                     *resp.version_mut() = h.version;
                     *resp.headers_mut() = h.headers;
+                    // A reason phrase of the upstream's own goes on (hyper's client keeps it
+                    // the same way).
+                    if let Some(reason) = h.reason
+                        && let Ok(reason) = hyper::ext::ReasonPhrase::try_from(reason)
+                    {
+                        resp.extensions_mut().insert(reason);
+                    }
                     return Ok(resp);
                 }
                 // Nothing came back on a connection the upstream had closed while it was
@@ -462,10 +497,11 @@ async fn exchange(
         return Err(Exchange::Lost(PoolError::Io(e)));
     }
     let mut received = false;
+    let mut informational = 0;
     loop {
         if !conn.read.is_empty() {
             received = true;
-            match h1::parse_head(&mut conn.read, head_request) {
+            match h1::parse_head(&mut conn.read, head_request, &mut informational) {
                 Ok(Some(h)) => return Ok(h),
                 Ok(None) => {}
                 Err(e) => return Err(Exchange::Failed(PoolError::Protocol(e))),
@@ -493,11 +529,13 @@ fn poll_fill(conn: &mut Direct, cx: &mut Context<'_>) -> Poll<io::Result<usize>>
     }
     let spare = conn.read.capacity() - conn.read.len();
     loop {
+        // Readiness first: it takes from the task's cooperative budget, so an upstream that
+        // keeps the socket readable cannot hold the worker thread.
+        ready!(conn.stream.poll_read_ready(cx))?;
         match conn.stream.try_read_buf(&mut conn.read) {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                ready!(conn.stream.poll_read_ready(cx))?;
-            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
             Ok(n) => {
+                conn.drained = n < spare;
                 if n == spare && conn.grow < READ_MAX {
                     conn.grow *= 2;
                 }
@@ -761,8 +799,28 @@ mod tests {
                             if s.write_all(&out).await.is_err() {
                                 return;
                             }
-                            if head.contains("x-close: 1") || head.contains("x-hangup: 1") {
-                                return; // closed after the response (`x-close`: it said so)
+                            if head.contains("x-late-408: 1") {
+                                // Times the idle connection out a while later, as servers do.
+                                tokio::time::sleep(Duration::from_millis(50)).await;
+                                let _ = s
+                                    .write_all(
+                                        b"HTTP/1.1 408 Request Timeout\r\nconnection: close\r\ncontent-length: 0\r\n\r\n",
+                                    )
+                                    .await;
+                                return;
+                            }
+                            if head.contains("x-late-junk: 1") {
+                                // A response nobody asked for, the connection kept open.
+                                tokio::time::sleep(Duration::from_millis(50)).await;
+                                let junk = b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nJUNK";
+                                if s.write_all(junk).await.is_err() {
+                                    return;
+                                }
+                            }
+                            let said_close =
+                                String::from_utf8_lossy(&out).contains("connection: close");
+                            if said_close || head.contains("x-hangup: 1") {
+                                return; // closed after the response (`x-hangup`: unannounced)
                             }
                         }
                     }
@@ -995,6 +1053,71 @@ mod tests {
             (200, "n=0 host=true".into())
         );
         assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn bytes_an_idle_connection_received_are_never_the_next_answer() {
+        let (up, accepted) = upstream(ok).await;
+        let pool = H1Pool::new(&up.to_string(), Duration::from_secs(5)).unwrap();
+        let front = through_pool(pool.clone()).await;
+        let mut c = client(front).await;
+        // Answered; 50 ms later the upstream times the idle connection out with a 408.
+        assert_eq!(
+            get(&mut c, "GET", "/x", Some(("x-late-408", "1"))).await.0,
+            200
+        );
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        // The next GET sees a fresh connection's answer, not the 408.
+        assert_eq!(
+            get(&mut c, "GET", "/x", None).await,
+            (200, "n=0 host=true".into())
+        );
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+        // Same for a whole response sent unasked on a connection left open: it is not the
+        // answer to the next request, and that connection is not used again.
+        assert_eq!(
+            get(&mut c, "GET", "/x", Some(("x-late-junk", "1"))).await.0,
+            200
+        );
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        assert_eq!(
+            get(&mut c, "GET", "/x", None).await,
+            (200, "n=0 host=true".into())
+        );
+        assert_eq!(accepted.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn a_408_on_a_reused_connection_sends_an_idempotent_request_again() {
+        fn timeout_second(n: usize, head: &str) -> Vec<u8> {
+            if n == 1 {
+                b"HTTP/1.1 408 Request Timeout\r\nconnection: close\r\ncontent-length: 0\r\n\r\n"
+                    .to_vec()
+            } else {
+                ok(n, head)
+            }
+        }
+        let (up, accepted) = upstream(timeout_second).await;
+        let pool = H1Pool::new(&up.to_string(), Duration::from_secs(5)).unwrap();
+        let front = through_pool(pool.clone()).await;
+        let mut c = client(front).await;
+        assert_eq!(get(&mut c, "GET", "/x", None).await.0, 200);
+        assert_eq!(
+            get(&mut c, "GET", "/x", None).await,
+            (200, "n=0 host=true".into())
+        );
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+        // A POST is not sent twice: the 408 is its answer.
+        assert_eq!(get(&mut c, "POST", "/x", None).await.0, 408);
+    }
+
+    #[tokio::test]
+    async fn an_upstream_reason_phrase_goes_on() {
+        let (_, r) = fetch(b"HTTP/1.1 420 Enhance Your Calm\r\ncontent-length: 2\r\n\r\nno").await;
+        let r = r.unwrap();
+        assert_eq!(r.status(), 420);
+        let reason = r.extensions().get::<hyper::ext::ReasonPhrase>().unwrap();
+        assert_eq!(reason.as_bytes(), b"Enhance Your Calm");
     }
 
     /// Serves one canned response per connection, whatever the request.

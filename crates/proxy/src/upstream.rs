@@ -613,8 +613,11 @@ fn prepare_request_headers<'a>(
     if seen.forwarded_for {
         // Every earlier hop, in order, then ours (none left if `Connection` named the header).
         for v in headers.get_all(&X_FORWARDED_FOR) {
-            hops.extend_from_slice(v.as_bytes());
-            hops.extend_from_slice(b", ");
+            let v = v.as_bytes().trim_ascii();
+            if !v.is_empty() {
+                hops.extend_from_slice(v);
+                hops.extend_from_slice(b", ");
+            }
         }
         headers.remove(&X_FORWARDED_FOR);
     }
@@ -755,6 +758,17 @@ mod tests {
         assert!(h.get("x-forwarded-host").is_none());
         assert!(h.get("x-l402-tier").is_none());
         assert!(h.get("x-l402-capabilities").is_none());
+    }
+
+    #[test]
+    fn empty_forwarded_for_values_add_no_empty_hop() {
+        let mut h = HeaderMap::new();
+        h.append("x-forwarded-for", HeaderValue::from_static(""));
+        h.append("x-forwarded-for", HeaderValue::from_static("198.51.100.1"));
+        h.append("x-forwarded-for", HeaderValue::from_static("  "));
+        let meta = meta("203.0.113.9", false);
+        prepare_request_headers(&mut h, false, false, None, &meta).insert_into(&mut h);
+        assert_eq!(h["x-forwarded-for"], "198.51.100.1, 203.0.113.9");
     }
 
     #[test]

@@ -701,6 +701,25 @@ fn service(key: &str, s: &raw::RawService, base: &Path) -> Result<ServiceConfig,
         let hk = format!("{key}.headers.{name}");
         let hn = HeaderName::from_bytes(name.as_bytes())
             .map_err(|_| ConfigError::new(&hk, "not a valid header name"))?;
+        // How a request is framed and kept alive is the proxy's to say: a configured
+        // `Content-Length` or `Transfer-Encoding` would make the upstream read the next request
+        // as this one's body.
+        const FRAMING: [&str; 8] = [
+            "content-length",
+            "transfer-encoding",
+            "connection",
+            "keep-alive",
+            "proxy-connection",
+            "te",
+            "trailer",
+            "upgrade",
+        ];
+        if FRAMING.contains(&hn.as_str()) {
+            return Err(ConfigError::new(
+                &hk,
+                "this header frames the request or the connection; it cannot be configured",
+            ));
+        }
         let v = resolve_value(&hk, value, base)?;
         let hv = HeaderValue::from_str(&v)
             .map_err(|_| ConfigError::new(&hk, "the value is not a valid header value"))?;

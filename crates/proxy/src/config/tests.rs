@@ -163,6 +163,11 @@ fn errors_name_the_key() {
             "L402_SURELY_UNSET_VAR",
         ),
         (
+            "services: [{name: a, upstream: http://x, headers: {Transfer-Encoding: chunked}}]",
+            "services[0].headers.Transfer-Encoding",
+            "frames the request",
+        ),
+        (
             "services: [{name: a, upstream: http://x, constraints: {services: x}}]",
             "services[0].constraints.services",
             "reserved",
