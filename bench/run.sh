@@ -14,6 +14,10 @@
 #   bench/run.sh --massif     the heap of the verified proxy holding MASSIF_CONNS (2000) idle
 #                             connections, under massif: bench/results/massif-summary.txt
 #                             (the full tree in target/bench-profiles/massif-idle.txt)
+#   bench/run.sh --ab         A/B of two or more builds: AB_BINS="old/l402 new/l402" are run
+#                             interleaved (ROUNDS rounds, each binary auth off and verified, DURATION s
+#                             each), reporting CPU µs per request of the proxy process — steadier
+#                             than requests per second on a shared machine: bench/results/ab.txt
 #
 # What runs (all on loopback):
 #   upstream        bench/tools `upstream`: hyper, HTTP/1.1 keep-alive, 200 with a 1 KiB body
@@ -53,8 +57,8 @@ QUIET_MAX=${QUIET_MAX:-15}
 QUIET_WAIT=${QUIET_WAIT:-300}
 
 case "$MODE" in
-  all | --profile | --massif | --perf) ;;
-  *) echo "usage: bench/run.sh [--profile | --massif | --perf]" >&2; exit 2 ;;
+  all | --profile | --massif | --perf | --ab) ;;
+  *) echo "usage: bench/run.sh [--profile | --massif | --perf | --ab]" >&2; exit 2 ;;
 esac
 
 log() { printf '[bench] %s\n' "$*" >&2; }
@@ -106,7 +110,14 @@ fi
 
 cd "$ROOT"
 TARGET=$(cargo metadata --format-version 1 --no-deps | grep -o '"target_directory":"[^"]*"' | cut -d'"' -f4)
-if [ -n "${L402_BIN:-}" ]; then
+if [ "$MODE" = --ab ]; then
+  read -r -a AB <<<"${AB_BINS:-}"
+  if [ ${#AB[@]} -lt 2 ]; then
+    echo "bench/run.sh --ab: set AB_BINS to two or more l402 binaries, e.g. AB_BINS=\"/tmp/old /tmp/new\"" >&2
+    exit 2
+  fi
+  L402=${AB[0]}
+elif [ -n "${L402_BIN:-}" ]; then
   L402=$L402_BIN
   log "using the prebuilt binary $L402 (L402_BIN)"
 else
@@ -400,6 +411,52 @@ machine() {
   echo "wrk:      $(wrk -v 2>&1 | head -n1 | awk '{ print $2 }')"
   echo "commit:   $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet 2>/dev/null || echo ' (+ uncommitted changes)')"
 }
+
+# ---------------------------------------------------------------------------------------------
+# --ab: builds against each other, interleaved. Both proxies of a build share the files of the
+# others (the store and the dev node's), so the token bought once is valid for every build.
+
+if [ "$MODE" = --ab ]; then
+  start_upstreams
+  write_proxy_config "$RUN/off.yaml" "$P_OFF" off "devnode:" "sqlite:$RUN/off.db"
+  write_proxy_config "$RUN/on.yaml" "$P_ON" on \
+    "devnode:?data=$RUN/devnode.db&listen=127.0.0.1:$P_DEVNODE&wallet=shop" "sqlite:$RUN/verified.db"
+  AUTH=""
+  for r in $(seq 1 "$ROUNDS"); do
+    for i in "${!AB[@]}"; do
+      spawn "ab$i-off" "$SUT_CPU" "${AB[$i]}" proxy --config "$RUN/off.yaml"
+      PID_OFF=$LAST_PID
+      spawn "ab$i-on" "$SUT_CPU" "${AB[$i]}" proxy --config "$RUN/on.yaml"
+      PID_ON=$LAST_PID
+      wait_http "http://127.0.0.1:$P_OFF/"
+      wait_http "http://127.0.0.1:$P_ON/"
+      [ -n "$AUTH" ] || buy_token
+      log "round $r/$ROUNDS: ${AB[$i]}"
+      run_wrk "warmup" "http://127.0.0.1:$P_OFF/forecast" "$WARMUP" "$PID_OFF" >/dev/null
+      run_wrk "ab$i-off" "http://127.0.0.1:$P_OFF/forecast" "$DURATION" "$PID_OFF" >/dev/null
+      run_wrk "warmup" "http://127.0.0.1:$P_ON/forecast" "$WARMUP" "$PID_ON" "Authorization: $AUTH" >/dev/null
+      run_wrk "ab$i-on" "http://127.0.0.1:$P_ON/forecast" "$DURATION" "$PID_ON" "Authorization: $AUTH" >/dev/null
+      stop "$PID_OFF"
+      stop "$PID_ON"
+    done
+  done
+  us() { awk '{ if ($1 > 0) printf "%.2f\n", $4 / 100 / $1 * 1e6 }' "$1"; } # CPU µs per request
+  {
+    echo "l402 A/B — $(date -u '+%Y-%m-%d %H:%M UTC'), ROUNDS=$ROUNDS DURATION=${DURATION}s CONNS=$CONNS"
+    machine
+    echo "CPU µs per request of the proxy process (CPU time ÷ requests), each round, then the median;"
+    echo "req/s medians. Server pinned to CPU $SUT_CPU, wrk and the upstream on CPU $LOAD_CPU."
+    echo
+    for i in "${!AB[@]}"; do
+      for m in off on; do
+        f="$RUN/ab$i-$m.results"
+        printf '%-44s %-8s %8s µs   rounds: %s   %8.0f req/s\n' "${AB[$i]}" "$m" \
+          "$(us "$f" | median)" "$(us "$f" | tr '\n' ' ')" "$(awk '{ print $1 }' "$f" | median)"
+      done
+    done
+  } | tee "$ROOT/bench/results/ab.txt"
+  exit 0
+fi
 
 # ---------------------------------------------------------------------------------------------
 # --profile: the verified path under callgrind.

@@ -22,11 +22,15 @@
 //! reads the response on the socket itself ([`crate::h1`] frames it), and the response body
 //! reads the socket as it is polled. That saves, per request, the hand-over to a connection
 //! task and back (a channel send, two task wake-ups) and hyper's client state machine. Direct
-//! connections have a stack of their own and never carry a body request. On them, a request
-//! whose connection turns out to have been closed by the upstream before any byte of an answer
-//! came back is sent once more on a new connection if its method is idempotent (RFC 9110
-//! §9.2.2, as Go's and curl's clients do); a bodiless `POST` or `PATCH` first checks that the
-//! pooled connection is still open, and is never sent twice.
+//! connections have a stack of their own and never carry a body request. A pooled one that
+//! became readable while idle (the upstream closed it, timed it out with a `408`, or sent
+//! anything else) is dropped at checkout: bytes nobody asked for are never taken for the next
+//! request's answer. A request whose connection still turns out closed before any byte of an
+//! answer came back, or that gets a `408` on a reused connection, is sent once more on a new
+//! connection if its method is idempotent (RFC 9110 §9.2.2, as Go's and curl's clients do);
+//! `POST` and `PATCH` are never sent twice. (With several worker threads, bytes that arrive in
+//! the few microseconds between a response's last read and the connection's return to the
+//! stack can go unnoticed; what arrives later is always seen.)
 
 use std::io;
 use std::pin::Pin;
