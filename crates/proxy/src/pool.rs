@@ -888,6 +888,17 @@ mod tests {
         addr
     }
 
+    /// An upstream answering with `respond`, a pool for it, the front server and a client of
+    /// it; the upstream's accepted-connection count.
+    async fn proxied(
+        respond: fn(usize, &str) -> Vec<u8>,
+    ) -> (H1Pool, Arc<AtomicUsize>, http1::SendRequest<Empty<Bytes>>) {
+        let (up, accepted) = upstream(respond).await;
+        let pool = H1Pool::new(&up.to_string(), Duration::from_secs(5)).unwrap();
+        let front = through_pool(pool.clone()).await;
+        (pool, accepted, client(front).await)
+    }
+
     async fn client(addr: std::net::SocketAddr) -> http1::SendRequest<Empty<Bytes>> {
         let s = TcpStream::connect(addr).await.unwrap();
         let (sender, conn) = http1::handshake(TokioIo::new(s)).await.unwrap();
@@ -940,10 +951,7 @@ mod tests {
 
     #[tokio::test]
     async fn sequential_requests_reuse_one_connection_and_carry_the_host() {
-        let (up, accepted) = upstream(ok).await;
-        let pool = H1Pool::new(&up.to_string(), Duration::from_secs(5)).unwrap();
-        let front = through_pool(pool.clone()).await;
-        let mut c = client(front).await;
+        let (pool, accepted, mut c) = proxied(ok).await;
         for i in 0..5 {
             assert_eq!(
                 get(&mut c, "GET", "/x", None).await,
@@ -991,10 +999,7 @@ mod tests {
 
     #[tokio::test]
     async fn connections_the_upstream_closes_are_not_reused() {
-        let (up, accepted) = upstream(ok).await;
-        let pool = H1Pool::new(&up.to_string(), Duration::from_secs(5)).unwrap();
-        let front = through_pool(pool.clone()).await;
-        let mut c = client(front).await;
+        let (_pool, accepted, mut c) = proxied(ok).await;
         // The upstream answers and closes (it saw `x-close`): the next request needs a new
         // connection and still succeeds.
         assert_eq!(
@@ -1015,10 +1020,7 @@ mod tests {
         fn once(n: usize, head: &str) -> Vec<u8> {
             if n == 0 { ok(n, head) } else { Vec::new() }
         }
-        let (up, accepted) = upstream(once).await;
-        let pool = H1Pool::new(&up.to_string(), Duration::from_secs(5)).unwrap();
-        let front = through_pool(pool.clone()).await;
-        let mut c = client(front).await;
+        let (pool, accepted, mut c) = proxied(once).await;
         assert_eq!(get(&mut c, "GET", "/x", None).await.0, 200);
         // A GET is idempotent: sent once more, on a new connection, and answered there.
         assert_eq!(
@@ -1040,54 +1042,38 @@ mod tests {
 
     #[tokio::test]
     async fn a_post_checks_that_its_pooled_connection_is_still_open() {
-        let (up, accepted) = upstream(ok).await;
-        let pool = H1Pool::new(&up.to_string(), Duration::from_secs(5)).unwrap();
-        let front = through_pool(pool.clone()).await;
-        let mut c = client(front).await;
-        // Answered, then closed without saying so: the pooled connection is dead.
+        let (_pool, accepted, mut c) = proxied(ok).await;
+        // Answered, then closed without saying so: the pooled connection is dead. The POST
+        // finds that out before sending, and goes on a new connection.
+        fresh_answer_after(&mut c, "x-hangup", "POST").await;
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    }
+
+    /// A GET flagged `flag` (what the upstream does after answering it), a pause, then a
+    /// `method` request that must be answered on a new connection (`n=0`).
+    async fn fresh_answer_after(
+        c: &mut http1::SendRequest<Empty<Bytes>>,
+        flag: &'static str,
+        method: &str,
+    ) {
+        assert_eq!(get(c, "GET", "/x", Some((flag, "1"))).await.0, 200);
+        tokio::time::sleep(Duration::from_millis(150)).await;
         assert_eq!(
-            get(&mut c, "GET", "/x", Some(("x-hangup", "1"))).await.0,
-            200
-        );
-        assert_eq!(pool.idle_count(), 1);
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        // The POST finds that out before sending, and goes on a new connection.
-        assert_eq!(
-            get(&mut c, "POST", "/x", None).await,
+            get(c, method, "/x", None).await,
             (200, "n=0 host=true".into())
         );
-        assert_eq!(accepted.load(Ordering::SeqCst), 2);
     }
 
     #[tokio::test]
     async fn bytes_an_idle_connection_received_are_never_the_next_answer() {
-        let (up, accepted) = upstream(ok).await;
-        let pool = H1Pool::new(&up.to_string(), Duration::from_secs(5)).unwrap();
-        let front = through_pool(pool.clone()).await;
-        let mut c = client(front).await;
-        // Answered; 50 ms later the upstream times the idle connection out with a 408.
-        assert_eq!(
-            get(&mut c, "GET", "/x", Some(("x-late-408", "1"))).await.0,
-            200
-        );
-        tokio::time::sleep(Duration::from_millis(150)).await;
-        // The next GET sees a fresh connection's answer, not the 408.
-        assert_eq!(
-            get(&mut c, "GET", "/x", None).await,
-            (200, "n=0 host=true".into())
-        );
+        let (_pool, accepted, mut c) = proxied(ok).await;
+        // Answered; 50 ms later the upstream times the idle connection out with a 408. The
+        // next GET sees a fresh connection's answer, not the 408.
+        fresh_answer_after(&mut c, "x-late-408", "GET").await;
         assert_eq!(accepted.load(Ordering::SeqCst), 2);
         // Same for a whole response sent unasked on a connection left open: it is not the
         // answer to the next request, and that connection is not used again.
-        assert_eq!(
-            get(&mut c, "GET", "/x", Some(("x-late-junk", "1"))).await.0,
-            200
-        );
-        tokio::time::sleep(Duration::from_millis(150)).await;
-        assert_eq!(
-            get(&mut c, "GET", "/x", None).await,
-            (200, "n=0 host=true".into())
-        );
+        fresh_answer_after(&mut c, "x-late-junk", "GET").await;
         assert_eq!(accepted.load(Ordering::SeqCst), 3);
     }
 
@@ -1101,10 +1087,7 @@ mod tests {
                 ok(n, head)
             }
         }
-        let (up, accepted) = upstream(timeout_second).await;
-        let pool = H1Pool::new(&up.to_string(), Duration::from_secs(5)).unwrap();
-        let front = through_pool(pool.clone()).await;
-        let mut c = client(front).await;
+        let (_pool, accepted, mut c) = proxied(timeout_second).await;
         assert_eq!(get(&mut c, "GET", "/x", None).await.0, 200);
         assert_eq!(
             get(&mut c, "GET", "/x", None).await,
@@ -1240,10 +1223,7 @@ mod tests {
             out.extend_from_slice(&body);
             out
         }
-        let (up, accepted) = upstream(big).await;
-        let pool = H1Pool::new(&up.to_string(), Duration::from_secs(5)).unwrap();
-        let front = through_pool(pool.clone()).await;
-        let mut c = client(front).await;
+        let (pool, accepted, mut c) = proxied(big).await;
         // The body is dropped after its head: the upstream connection is mid-body.
         assert_eq!(
             get(&mut c, "GET", "/x", Some(("x-drop-body", "1"))).await.0,
