@@ -483,6 +483,40 @@ pub(crate) fn valid_until_final(
     }
 }
 
+/// A satisfier for a condition with one fixed value (a server's constraint, or a per-request
+/// binding such as the path a token was bought for): a repeated caveat must carry the value
+/// before it, and the last must equal `value`. The same rule the [`Verifier`](crate::Verifier)
+/// applies to its [`constraints`](crate::Verifier::constraints).
+#[derive(Debug, Clone)]
+pub struct ExactValue {
+    condition: String,
+    value: String,
+}
+
+impl ExactValue {
+    /// `condition` must be `value`.
+    pub fn new(condition: impl Into<String>, value: impl Into<String>) -> Self {
+        ExactValue {
+            condition: condition.into(),
+            value: value.into(),
+        }
+    }
+}
+
+impl Satisfier for ExactValue {
+    fn condition(&self) -> &str {
+        &self.condition
+    }
+
+    fn satisfy_previous(&self, previous: &str, current: &str) -> Result<(), CaveatError> {
+        constraint_previous(&self.condition, previous, current)
+    }
+
+    fn satisfy_final(&self, value: &str) -> Result<(), CaveatError> {
+        constraint_final(&self.condition, &self.value, value)
+    }
+}
+
 /// A constraint may not change once minted: a repeat must carry the value before it.
 pub(crate) fn constraint_previous(
     condition: &str,

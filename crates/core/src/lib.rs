@@ -55,8 +55,8 @@ mod types;
 mod verify;
 
 pub use caveat::{
-    CAPABILITIES_SUFFIX, Caveat, CaveatError, MAX_LIST_ENTRIES, PREIMAGE, SERVICES, Satisfier,
-    Service, VALID_UNTIL_SUFFIX,
+    CAPABILITIES_SUFFIX, Caveat, CaveatError, ExactValue, MAX_LIST_ENTRIES, PREIMAGE, SERVICES,
+    Satisfier, Service, VALID_UNTIL_SUFFIX,
 };
 pub use challenge::{Challenge, ChallengeFormat, Scheme};
 pub use credential::{Credential, CredentialForm, HEX_HEADERS, MAX_MACAROONS};

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::request::Parts;
-use l402::{Caveat, CaveatError, Msat, Satisfier};
+use l402::{Caveat, CaveatError, ExactValue, Msat, Satisfier};
 
 use crate::Rejection;
 
@@ -248,10 +248,9 @@ impl Policy {
                 let condition = path_condition(&self.service);
                 out.push((
                     condition.clone(),
-                    Arc::new(Constraint {
-                        condition,
-                        value: path.to_owned(),
-                    }),
+                    // It may not change, and must name the requested path: a token bought
+                    // for one path does not open another.
+                    Arc::new(ExactValue::new(condition, path)),
                 ));
             }
         }
@@ -322,42 +321,6 @@ impl Satisfier for PaidAtLeast {
                     "the token was bought for {paid} msat; this resource costs {} msat",
                     self.required
                 ),
-            })
-        }
-    }
-}
-
-/// Enforces the path binding: the caveat may not change, and must name the requested path (so
-/// a token bought for one path does not open another).
-struct Constraint {
-    condition: String,
-    value: String,
-}
-
-impl Satisfier for Constraint {
-    fn condition(&self) -> &str {
-        &self.condition
-    }
-
-    fn satisfy_previous(&self, previous: &str, current: &str) -> Result<(), CaveatError> {
-        if previous == current {
-            Ok(())
-        } else {
-            Err(CaveatError::NotNarrowing {
-                condition: self.condition.clone(),
-                previous: previous.into(),
-                current: current.into(),
-            })
-        }
-    }
-
-    fn satisfy_final(&self, value: &str) -> Result<(), CaveatError> {
-        if value == self.value {
-            Ok(())
-        } else {
-            Err(CaveatError::Refused {
-                condition: self.condition.clone(),
-                reason: format!("expected {:?}, token has {value:?}", self.value),
             })
         }
     }
