@@ -449,13 +449,9 @@ pub(crate) fn encode_request_head(
     out: &mut Vec<u8>,
 ) {
     let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    let fields: usize = parts
-        .headers
-        .iter()
-        .map(|(k, v)| k.as_str().len() + v.len() + 4)
-        .sum();
-    // The added fields are a few hundred bytes (more only with many forwarding hops).
-    out.reserve(parts.method.as_str().len() + target.len() + fields + 512);
+    // `out` is the connection's buffer: after its first request it already has room for a
+    // typical head, so it is not sized by walking the fields first.
+    out.reserve(target.len() + 1024);
     out.extend_from_slice(parts.method.as_str().as_bytes());
     out.push(b' ');
     out.extend_from_slice(target.as_bytes());
