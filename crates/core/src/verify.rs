@@ -117,9 +117,10 @@ impl std::fmt::Debug for Prechecked {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VerifiedToken {
     identifier: Identifier,
-    services: Option<Vec<Service>>,
+    // Shared: a token is cloned for every request a cached verdict lets through.
+    services: Option<Arc<[Service]>>,
     tier: Option<u8>,
-    capabilities: Option<Vec<String>>,
+    capabilities: Option<Arc<[String]>>,
     valid_until: Option<i64>,
 }
 
@@ -339,7 +340,7 @@ impl Verifier {
                 let services = caveat::services_final(last, target)?;
                 token.tier =
                     target.and_then(|t| services.iter().find(|s| s.name == t).map(|s| s.tier));
-                token.services = Some(services);
+                token.services = Some(services.into());
             } else if condition == PREIMAGE {
                 // Every preimage caveat must prove payment, not just the last one.
                 for v in values {

@@ -5,7 +5,7 @@
 //! → signature and caveats. A store that cannot answer is a 503, never a fresh challenge.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use http::request::Parts;
 use l402::{
@@ -14,7 +14,8 @@ use l402::{
 };
 
 use crate::cache::{
-    CREDENTIAL_CACHE_CAPACITY, Cached, CredentialCache, KnownCredential, RootKeyCache,
+    CREDENTIAL_CACHE_CAPACITY, Cached, CredentialCache, KnownCredential, RootKeyCache, Terms,
+    Verdict,
 };
 use crate::{OnInvalid, OnMissing, Policy, Rejection};
 
@@ -150,26 +151,20 @@ where
         if let Some(value) = single
             && let Some(known) = self.inner.credentials.get(value)
         {
-            return self
-                .check(&known.credential, Some(&known.prechecked), request, policy)
-                .await
-                .map(|(token, _)| Grant::Token(token));
+            return self.check_known(&known, request, policy).await;
         }
         match Credential::from_headers(&request.headers) {
             Ok(credential) => {
-                let (token, prechecked) = self.check(&credential, None, request, policy).await?;
+                let checked = self.check(&credential, None, request, policy).await?;
                 if let Some(value) = single
                     && matches!(credential.form(), l402::CredentialForm::Authorization(_))
                 {
                     self.inner.credentials.insert(
                         value,
-                        Arc::new(KnownCredential {
-                            credential,
-                            prechecked,
-                        }),
+                        Arc::new(KnownCredential::new(credential, checked.prechecked)),
                     );
                 }
-                Ok(Grant::Token(token))
+                Ok(Grant::Token(checked.token))
             }
             // Minting is boxed: the verification path's future stays small.
             Err(e) if e.is_missing() => match policy.on_missing {
@@ -191,7 +186,49 @@ where
     ) -> Result<VerifiedToken, Rejection> {
         self.check(credential, None, request, policy)
             .await
-            .map(|(token, _)| token)
+            .map(|checked| checked.token)
+    }
+
+    /// A credential that verified before under this very `Authorization` value: its last
+    /// verdict when that still holds (see [`Verdict`]), else verified again from its parsed form
+    /// (and the verdict renewed).
+    async fn check_known(
+        &self,
+        known: &KnownCredential,
+        request: &Parts,
+        policy: &Policy,
+    ) -> Result<Grant, Rejection> {
+        let strict = self.inner.options.strict_caveats;
+        let path = request.uri.path();
+        let now = now_secs();
+        {
+            let verdict = known.verdict.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(token) = verdict.as_ref().and_then(|v| {
+                v.grant(
+                    policy,
+                    strict,
+                    path,
+                    now,
+                    Instant::now(),
+                    self.inner.cache.generation(),
+                )
+            }) {
+                return Ok(Grant::Token(token));
+            }
+        }
+        let checked = self
+            .check(&known.credential, Some(&known.prechecked), request, policy)
+            .await?;
+        let terms = Terms::of(policy, strict, path);
+        if let (Some(terms), Some((generation, fresh_until))) = (terms, checked.reusable) {
+            *known.verdict.lock().unwrap_or_else(|p| p.into_inner()) = Some(Verdict {
+                terms,
+                token: checked.token.clone(),
+                generation,
+                fresh_until,
+            });
+        }
+        Ok(Grant::Token(checked.token))
     }
 
     /// [`verify`](Self::verify), with what an earlier preflight of this credential established
@@ -202,7 +239,7 @@ where
         prior: Option<&Prechecked>,
         request: &Parts,
         policy: &Policy,
-    ) -> Result<(VerifiedToken, Prechecked), Rejection> {
+    ) -> Result<Checked, Rejection> {
         // Every configured constraint and the price binding must be on the token. Built per
         // request without allocating unless the policy has custom satisfiers or a binding.
         let mut verifier = Verifier::new()
@@ -230,7 +267,9 @@ where
         let prechecked = pending.prechecked();
         let key_id = pending.key_id();
         let identifier = *pending.identifier();
-        let Some(cached) = self.root_key(&key_id, &identifier).await? else {
+        // Read before the lookup: a removal after it shows as a newer generation.
+        let generation = self.inner.cache.generation();
+        let Some((cached, from_cache)) = self.root_key(&key_id, &identifier).await? else {
             return Err(self
                 .refuse(request, policy, "unknown or revoked token".to_string())
                 .await);
@@ -252,20 +291,29 @@ where
                 if !cached.paid_recorded {
                     self.record_paid(key_id, identifier, policy.service.clone());
                 }
-                Ok((token, prechecked))
+                // A verdict may rest on a key the cache held (and would hold again) with the
+                // payment already recorded: a failed recording removes the key, which ends it.
+                let reusable = (from_cache && cached.paid_recorded)
+                    .then_some((generation, cached.fresh_until));
+                Ok(Checked {
+                    token,
+                    prechecked,
+                    reusable,
+                })
             }
             Err(e) => Err(self.refuse(request, policy, e.to_string()).await),
         }
     }
 
-    /// The root key of `identifier` (whose key id is `key_id`): from the cache, else the store.
+    /// The root key of `identifier` (whose key id is `key_id`): from the cache (`true`), else
+    /// the store.
     async fn root_key(
         &self,
         key_id: &KeyId,
         identifier: &Identifier,
-    ) -> Result<Option<Cached>, Rejection> {
+    ) -> Result<Option<(Cached, bool)>, Rejection> {
         if let Some(hit) = self.inner.cache.get(key_id) {
-            return Ok(Some(hit));
+            return Ok(Some((hit, true)));
         }
         let generation = self.inner.cache.generation();
         match self.inner.store.root_key(identifier).await {
@@ -273,11 +321,15 @@ where
                 self.inner
                     .cache
                     .insert(*key_id, k.clone(), false, generation);
-                Ok(Some(Cached {
-                    root_key: k,
-                    paid_recorded: false,
-                    memo: None,
-                }))
+                Ok(Some((
+                    Cached {
+                        root_key: k,
+                        fresh_until: Instant::now(),
+                        paid_recorded: false,
+                        memo: None,
+                    },
+                    false,
+                )))
             }
             Ok(None) => Ok(None),
             Err(e) => {
@@ -408,6 +460,15 @@ where
             format: o.challenge_format,
         })
     }
+}
+
+/// A credential that verified: the token, what its preflight established, and (when the root
+/// key came from the cache with its payment recorded) the cache's generation before the lookup
+/// and when its entry is due to be read again, on which a [`Verdict`] may rest.
+struct Checked {
+    token: VerifiedToken,
+    prechecked: Prechecked,
+    reusable: Option<(u64, Instant)>,
 }
 
 /// The request's `Authorization` value when it has exactly one.

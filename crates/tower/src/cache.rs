@@ -26,6 +26,8 @@ struct Entry {
 /// What the cache knows about a key id.
 pub(crate) struct Cached {
     pub(crate) root_key: RootKey,
+    /// When this entry stops being trusted (it is read from the store again).
+    pub(crate) fresh_until: Instant,
     pub(crate) paid_recorded: bool,
     pub(crate) memo: Option<Arc<SignatureMemo>>,
 }
@@ -67,6 +69,7 @@ impl RootKeyCache {
         }
         Some(Cached {
             root_key: e.root_key.clone(),
+            fresh_until: e.inserted + self.ttl,
             paid_recorded: e.paid_recorded,
             memo: e.memo.clone(),
         })
@@ -234,8 +237,9 @@ mod tests {
 pub(crate) struct CredentialCache {
     shards: Vec<std::sync::Mutex<CredentialShard>>,
     per_shard: usize,
-    /// Keys the hash of a value's tail, so nobody can aim values at one bucket or shard.
-    hasher: std::hash::RandomState,
+    /// Keys the hash of a value's tail (a random seed per cache), so nobody can aim values at
+    /// one bucket or shard.
+    hasher: foldhash::quality::RandomState,
 }
 
 /// One shard: values by the keyed hash of their tail (values sharing a tail share a slot, and
@@ -249,7 +253,7 @@ struct CredentialShard {
 /// The values (and their credentials) whose tails hash alike: almost always one.
 type Slot = Vec<(Box<[u8]>, Arc<KnownCredential>)>;
 
-/// The keys are already keyed SipHash outputs: hashing them again would only cost time.
+/// The keys are already keyed hash outputs: hashing them again would only cost time.
 #[derive(Clone, Copy, Default)]
 struct BuildIdentity;
 
@@ -278,10 +282,113 @@ impl std::hash::Hasher for Identity {
 }
 
 /// A credential that verified, with what its preflight established (so neither its parse nor
-/// its two hashes are repeated).
+/// its two hashes are repeated) and the last decision on it.
 pub(crate) struct KnownCredential {
     pub(crate) credential: l402::Credential,
     pub(crate) prechecked: l402::Prechecked,
+    pub(crate) verdict: std::sync::Mutex<Option<Verdict>>,
+}
+
+impl KnownCredential {
+    pub(crate) fn new(credential: l402::Credential, prechecked: l402::Prechecked) -> Self {
+        KnownCredential {
+            credential,
+            prechecked,
+            verdict: std::sync::Mutex::new(None),
+        }
+    }
+}
+
+/// A known credential's last successful verification, reused while everything it depended on
+/// is unchanged.
+///
+/// Verification of one macaroon and preimage depends on nothing but the root key, the
+/// verifier's terms (service, strictness, constraints, required capability, price binding and,
+/// for a path binding, the path) and the clock, through the target service's `valid_until`
+/// alone. So the token it granted is granted again, without the caveats being split and
+/// checked, while the terms are equal, the clock is before `valid_until`, and the root key
+/// cache would still answer with the same key: no removal from it since (a revocation bumps its
+/// generation) and its entry not yet due to be read from the store again. Terms with custom
+/// satisfiers (code that may consult anything) never get a verdict.
+pub(crate) struct Verdict {
+    pub(crate) terms: Terms,
+    pub(crate) token: l402::VerifiedToken,
+    /// The root key cache's generation before the key was looked up.
+    pub(crate) generation: u64,
+    /// When the root key cache's entry is due to be read again.
+    pub(crate) fresh_until: Instant,
+}
+
+/// The parts of a policy and request a verification outcome depends on (custom satisfiers
+/// aside). Holds the policy's shared parts, so comparing pointers is sound (none can be freed
+/// and reused while a verdict keeps it).
+pub(crate) struct Terms {
+    pub(crate) service: Arc<str>,
+    pub(crate) strict: bool,
+    pub(crate) constraints: Arc<[(String, String)]>,
+    pub(crate) required_capability: Option<Arc<str>>,
+    pub(crate) binding: crate::PriceBinding,
+    pub(crate) price: l402::Msat,
+    /// The request's path, for a path binding only.
+    pub(crate) path: Option<Box<str>>,
+}
+
+impl Terms {
+    /// The terms of `policy` for a request on `path`, or `None` when the policy has custom
+    /// satisfiers.
+    pub(crate) fn of(policy: &crate::Policy, strict: bool, path: &str) -> Option<Terms> {
+        policy.satisfiers.is_empty().then(|| Terms {
+            service: policy.service.clone(),
+            strict,
+            constraints: policy.constraints.clone(),
+            required_capability: policy.required_capability.clone(),
+            binding: policy.price_binding,
+            price: policy.price,
+            path: (policy.price_binding == crate::PriceBinding::Path).then(|| path.into()),
+        })
+    }
+
+    /// Whether `policy`, for a request on `path`, verifies exactly as these terms did.
+    pub(crate) fn hold_for(&self, policy: &crate::Policy, strict: bool, path: &str) -> bool {
+        fn same<T: ?Sized + PartialEq>(a: &Arc<T>, b: &Arc<T>) -> bool {
+            Arc::ptr_eq(a, b) || **a == **b
+        }
+        policy.satisfiers.is_empty()
+            && self.strict == strict
+            && self.binding == policy.price_binding
+            && same(&self.service, &policy.service)
+            && same(&self.constraints, &policy.constraints)
+            && match (&self.required_capability, &policy.required_capability) {
+                (None, None) => true,
+                (Some(a), Some(b)) => same(a, b),
+                _ => false,
+            }
+            && match self.binding {
+                crate::PriceBinding::None => true,
+                crate::PriceBinding::AtLeast => self.price == policy.price,
+                crate::PriceBinding::Path => self.path.as_deref() == Some(path),
+            }
+    }
+}
+
+impl Verdict {
+    /// The token granted again, if this verdict holds for `policy` on `path` at `now` (unix
+    /// seconds, and the monotonic clock's `instant`) with the root key cache at `generation`.
+    pub(crate) fn grant(
+        &self,
+        policy: &crate::Policy,
+        strict: bool,
+        path: &str,
+        now: i64,
+        instant: Instant,
+        generation: u64,
+    ) -> Option<l402::VerifiedToken> {
+        let holds = generation == self.generation
+            && instant <= self.fresh_until
+            && self.token.valid_until().is_none_or(|until| now < until)
+            && self.terms.hold_for(policy, strict, path);
+        holds.then(|| self.token.clone())
+    }
 }
 
 /// Entries of the credential cache: ≈ 1 KiB each (the value and the parsed macaroon).
@@ -306,7 +413,7 @@ impl CredentialCache {
                 .map(|_| std::sync::Mutex::new(CredentialShard::default()))
                 .collect(),
             per_shard: (capacity / SHARDS).max(1),
-            hasher: std::hash::RandomState::new(),
+            hasher: foldhash::quality::RandomState::default(),
         }
     }
 
@@ -380,10 +487,7 @@ mod credential_tests {
             .preflight(&credential)
             .unwrap()
             .prechecked();
-        Arc::new(KnownCredential {
-            credential,
-            prechecked,
-        })
+        Arc::new(KnownCredential::new(credential, prechecked))
     }
 
     #[test]
@@ -444,6 +548,101 @@ mod credential_tests {
             .is_none()
         );
         assert!(c.get(a.as_bytes()).is_some(), "the first ones stay");
+    }
+
+    fn verdict(policy: &crate::Policy, path: &str, valid_until: i64, fresh: Instant) -> Verdict {
+        let key = l402::RootKey::from_bytes([7; 32]);
+        let preimage = l402::Preimage::from_bytes([7; 32]);
+        let id = l402::Identifier::new(preimage.payment_hash(), l402::TokenId::from_bytes([7; 32]));
+        let caveats = l402::TokenSpec::new("weather", 0)
+            .valid_until(valid_until)
+            .caveats()
+            .unwrap();
+        let credential = l402::Credential::new(l402::mint(&key, &id, "lsat", &caveats), preimage);
+        let token = l402::Verifier::new()
+            .service("weather")
+            .verify(&credential, &key, &l402::Context::at(valid_until - 100))
+            .unwrap();
+        assert_eq!(token.valid_until(), Some(valid_until));
+        Verdict {
+            terms: Terms::of(policy, false, path).unwrap(),
+            token,
+            generation: 5,
+            fresh_until: fresh,
+        }
+    }
+
+    #[test]
+    fn a_verdict_holds_only_while_nothing_it_rests_on_changed() {
+        use crate::{Policy, PriceBinding};
+        let policy = Policy::new("weather", l402::Msat::from_sat(10))
+            .constraints([("region".to_string(), "eu".to_string())]);
+        let now = Instant::now();
+        let fresh = now + Duration::from_secs(60);
+        let v = verdict(&policy, "/a", 1000, fresh);
+        let grant = |p: &Policy, path: &str, t: i64, at: Instant, generation: u64| {
+            v.grant(p, false, path, t, at, generation).is_some()
+        };
+        assert!(grant(&policy, "/a", 999, now, 5), "unchanged: granted");
+        assert!(grant(&policy, "/other", 999, now, 5), "no path binding");
+        assert!(
+            grant(&policy.clone(), "/a", 999, now, 5),
+            "a clone is the same policy"
+        );
+        assert!(!grant(&policy, "/a", 1000, now, 5), "expired token");
+        assert!(
+            !grant(&policy, "/a", 999, now, 6),
+            "a root key was removed since"
+        );
+        assert!(
+            !grant(&policy, "/a", 999, fresh + Duration::from_millis(1), 5),
+            "the root key is due to be read again"
+        );
+        assert!(
+            v.grant(&policy, true, "/a", 999, now, 5).is_none(),
+            "strict"
+        );
+        let other = |p: Policy| !grant(&p, "/a", 999, now, 5);
+        assert!(other(Policy::new("maps", l402::Msat::from_sat(10))));
+        assert!(other(
+            policy
+                .clone()
+                .constraints([("region".to_string(), "us".to_string())])
+        ));
+        assert!(other(policy.clone().require_capability("admin")));
+        assert!(other(policy.clone().price_binding(PriceBinding::AtLeast)));
+        // Equal terms built apart are the same terms.
+        assert!(grant(
+            &Policy::new("weather", l402::Msat::from_sat(20))
+                .constraints([("region".to_string(), "eu".to_string())]),
+            "/a",
+            999,
+            now,
+            5
+        ));
+        // A custom satisfier may decide anything: no verdict.
+        let custom = policy.clone();
+        let custom = Policy {
+            satisfiers: Arc::new([
+                Arc::new(l402::ExactValue::new("x", "y")) as Arc<dyn l402::Satisfier>
+            ]),
+            ..custom
+        };
+        assert!(Terms::of(&custom, false, "/a").is_none());
+        assert!(!grant(&custom, "/a", 999, now, 5));
+        // A path binding ties the verdict to the path; a price binding to the price.
+        let by_path = policy.clone().price_binding(PriceBinding::Path);
+        let v = verdict(&by_path, "/a", 1000, fresh);
+        assert!(v.grant(&by_path, false, "/a", 999, now, 5).is_some());
+        assert!(v.grant(&by_path, false, "/b", 999, now, 5).is_none());
+        let at_least = policy.clone().price_binding(PriceBinding::AtLeast);
+        let v = verdict(&at_least, "/a", 1000, fresh);
+        assert!(v.grant(&at_least, false, "/b", 999, now, 5).is_some());
+        let dearer = Policy {
+            price: l402::Msat::from_sat(11),
+            ..at_least
+        };
+        assert!(v.grant(&dearer, false, "/a", 999, now, 5).is_none());
     }
 
     #[test]
