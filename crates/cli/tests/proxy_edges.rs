@@ -535,3 +535,153 @@ async fn sigterm_drains_and_exits_cleanly() {
     );
     drop(silent);
 }
+
+/// Reads one response from `s`: its head (lower-cased) and its body, framed by its
+/// `content-length` or chunked (decoded); `None` for the body of a `HEAD` response.
+async fn read_response(
+    s: &mut tokio::net::TcpStream,
+    buf: &mut Vec<u8>,
+    head_request: bool,
+) -> (String, Vec<u8>) {
+    async fn fill(s: &mut tokio::net::TcpStream, buf: &mut Vec<u8>) {
+        let mut chunk = [0u8; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut chunk))
+            .await
+            .expect("a response in time")
+            .unwrap();
+        assert!(n > 0, "the connection closed mid-response");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        fill(s, buf).await;
+    };
+    let head = String::from_utf8(buf.drain(..end).collect())
+        .unwrap()
+        .to_ascii_lowercase();
+    let length = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length: "))
+        .map(|n| n.trim().parse::<usize>().unwrap());
+    let mut body = Vec::new();
+    if head_request {
+        return (head, body);
+    }
+    if let Some(n) = length {
+        while buf.len() < n {
+            fill(s, buf).await;
+        }
+        body.extend(buf.drain(..n));
+    } else {
+        assert!(head.contains("transfer-encoding: chunked"), "{head}");
+        loop {
+            let line_end = loop {
+                if let Some(i) = buf.windows(2).position(|w| w == b"\r\n") {
+                    break i;
+                }
+                fill(s, buf).await;
+            };
+            let size =
+                usize::from_str_radix(std::str::from_utf8(&buf[..line_end]).unwrap(), 16).unwrap();
+            while buf.len() < line_end + 2 + size + 2 {
+                fill(s, buf).await;
+            }
+            body.extend_from_slice(&buf[line_end + 2..line_end + 2 + size]);
+            buf.drain(..line_end + 2 + size + 2);
+            if size == 0 {
+                break;
+            }
+        }
+    }
+    (head, body)
+}
+
+#[tokio::test]
+async fn one_connection_carries_plain_requests_bodies_pipelining_and_close() {
+    // Plain requests are served by the proxy's own HTTP/1.1 lane, the rest by hyper from the
+    // bytes that lane read: whichever serves it, one keep-alive connection must carry them all.
+    let devnet = Devnet::start().await;
+    let up = upstream().await;
+    let proxy = start_proxy(&yaml(
+        &devnet,
+        &format!("services:\n  - name: weather\n    upstream: http://{up}\n    auth: off\n"),
+    ));
+    let mut s = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+    let mut buf = Vec::new();
+    let json = |body: &[u8]| serde_json::from_slice::<serde_json::Value>(body).unwrap();
+
+    s.write_all(b"GET /a?x=1 HTTP/1.1\r\nHost: shop\r\n\r\n")
+        .await
+        .unwrap();
+    let (head, body) = read_response(&mut s, &mut buf, false).await;
+    assert!(head.starts_with("http/1.1 200 ok\r\n"), "{head}");
+    assert!(head.contains("\r\ndate: "), "{head}");
+    assert_eq!(json(&body)["path"], "/a");
+    assert_eq!(json(&body)["query"], "x=1");
+
+    // HEAD: a head, no body, and the connection goes on.
+    s.write_all(b"HEAD /b HTTP/1.1\r\nHost: shop\r\n\r\n")
+        .await
+        .unwrap();
+    let (head, _) = read_response(&mut s, &mut buf, true).await;
+    assert!(head.starts_with("http/1.1 200 ok\r\n"), "{head}");
+
+    // A streamed (chunked) upstream body, re-framed for the client.
+    s.write_all(b"GET /big?mb=1 HTTP/1.1\r\nHost: shop\r\n\r\n")
+        .await
+        .unwrap();
+    let (_, body) = read_response(&mut s, &mut buf, false).await;
+    assert_eq!(body.len(), 1 << 20);
+    assert!(
+        body.chunks(64 * 1024)
+            .enumerate()
+            .all(|(i, c)| c.iter().all(|b| *b == (i % 251) as u8))
+    );
+
+    // A request with a body (hyper's), then a plain one on the same connection.
+    s.write_all(b"POST /upload HTTP/1.1\r\nHost: shop\r\nContent-Length: 5\r\n\r\nhello")
+        .await
+        .unwrap();
+    let (_, body) = read_response(&mut s, &mut buf, false).await;
+    assert_eq!(body, b"5");
+    s.write_all(b"GET /c HTTP/1.1\r\nHost: shop\r\n\r\n")
+        .await
+        .unwrap();
+    let (_, body) = read_response(&mut s, &mut buf, false).await;
+    assert_eq!(json(&body)["path"], "/c");
+
+    // Two requests in one write, answered in order.
+    s.write_all(b"GET /d HTTP/1.1\r\nHost: shop\r\n\r\nGET /e HTTP/1.1\r\nHost: shop\r\n\r\n")
+        .await
+        .unwrap();
+    let (_, d) = read_response(&mut s, &mut buf, false).await;
+    let (_, e) = read_response(&mut s, &mut buf, false).await;
+    assert_eq!(
+        (json(&d)["path"].clone(), json(&e)["path"].clone()),
+        ("/d".into(), "/e".into())
+    );
+
+    // `Connection: close`: answered, said so, and closed.
+    s.write_all(b"GET /f HTTP/1.1\r\nHost: shop\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let (head, body) = read_response(&mut s, &mut buf, false).await;
+    assert!(head.contains("\r\nconnection: close\r\n"), "{head}");
+    assert_eq!(json(&body)["path"], "/f");
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut rest))
+        .await
+        .expect("closed")
+        .unwrap();
+    assert!(rest.is_empty() && buf.is_empty());
+
+    // A fresh connection: the plain lane again, from the first request.
+    let mut s = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+    s.write_all(b"GET /g HTTP/1.1\r\nHost: shop\r\n\r\n")
+        .await
+        .unwrap();
+    let (_, body) = read_response(&mut s, &mut buf, false).await;
+    assert_eq!(json(&body)["path"], "/g");
+}

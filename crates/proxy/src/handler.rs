@@ -14,12 +14,11 @@ use std::time::Instant;
 use arc_swap::ArcSwap;
 use http::{Request, Response};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 use l402_tower::{Grant, Rejection, is_grpc};
 
 use crate::client_ip::{client_ip, client_net};
 use crate::route::{Admission, ConnInfo, ProxyAuthority, RouteTable, no_route};
-use crate::upstream::Body;
+use crate::upstream::{Body, ReqBody};
 
 /// What every connection shares.
 pub(crate) struct Shared {
@@ -165,7 +164,7 @@ fn forwarded_outcome(status: http::StatusCode) -> Outcome {
 /// Handles one request.
 pub(crate) async fn handle(
     shared: Arc<Shared>,
-    mut req: Request<Incoming>,
+    mut req: Request<ReqBody>,
     peer: IpAddr,
     tls: bool,
 ) -> Response<Body> {

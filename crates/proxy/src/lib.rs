@@ -23,6 +23,7 @@
 
 pub mod client_ip;
 pub mod config;
+mod front;
 mod h1;
 mod handler;
 mod limits;

@@ -36,8 +36,9 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
+use crate::front;
 use crate::handler::{Shared, handle};
-use crate::upstream::{Body, BoxError};
+use crate::upstream::{Body, BoxError, ReqBody};
 
 /// How long a parked connection may stay silent before it is closed (hyper's own
 /// `header_read_timeout` closes an idle unparked one after the same time).
@@ -101,6 +102,8 @@ impl ConnState {
 struct ParkingIo {
     stream: Arc<TcpStream>,
     state: Arc<ConnState>,
+    /// Bytes the proxy's own lane read before handing the connection over: read first.
+    read: Bytes,
     /// The last four bytes read from the socket, oldest in the high byte.
     tail: u32,
 }
@@ -117,10 +120,11 @@ fn tail_after(mut tail: u32, bytes: &[u8]) -> u32 {
 const HEAD_END: u32 = u32::from_be_bytes(*b"\r\n\r\n");
 
 impl ParkingIo {
-    fn new(stream: Arc<TcpStream>, state: Arc<ConnState>) -> Self {
+    fn new(stream: Arc<TcpStream>, state: Arc<ConnState>, read: Bytes) -> Self {
         ParkingIo {
             stream,
             state,
+            read,
             tail: 0,
         }
     }
@@ -144,6 +148,13 @@ impl AsyncRead for ParkingIo {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        if !this.read.is_empty() {
+            let n = this.read.len().min(buf.remaining());
+            let first = this.read.split_to(n);
+            this.tail = tail_after(this.tail, &first);
+            buf.put_slice(&first);
+            return Poll::Ready(Ok(()));
+        }
         loop {
             match this.stream.poll_read_ready(cx) {
                 Poll::Pending => {
@@ -279,6 +290,7 @@ pub(crate) async fn serve(
     let state = Arc::new(ConnState::default());
     let svc = {
         let state = state.clone();
+        let shared = shared.clone();
         service_fn(move |req: Request<Incoming>| {
             // Runs when hyper has read a request head, before anything of the response exists.
             state.begin_request();
@@ -288,31 +300,43 @@ pub(crate) async fn serve(
             let park = parkable.then(|| state.clone());
             let shared = shared.clone();
             async move {
-                let response = handle(shared, req, peer.ip(), false).await;
+                let response = handle(shared, req.map(ReqBody::Hyper), peer.ip(), false).await;
                 Ok::<_, std::convert::Infallible>(
                     response.map(|inner| Tracked { inner, state: park }),
                 )
             }
         })
     };
+    // One idle timer and one shutdown watch for the connection's life, each wait moving the
+    // timer's deadline (a later deadline is a cheap update, not a new timer).
+    let mut idle = Box::pin(tokio::time::sleep(IDLE_TIMEOUT));
+    let mut stopping = std::pin::pin!(shutdown.cancelled());
     loop {
+        idle.as_mut()
+            .reset(tokio::time::Instant::now() + IDLE_TIMEOUT);
         tokio::select! {
             // Bytes that have arrived are served, even when shutdown has begun (dropping the
             // socket with them unread would reset the connection under the client's request).
             biased;
-            r = tokio::time::timeout(IDLE_TIMEOUT, stream.readable()) => match r {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => {
+            r = stream.readable() => {
+                if let Err(e) = r {
                     tracing::debug!(%peer, error = %e, "connection failed while idle");
                     return;
                 }
-                Err(_) => return,
-            },
-            () = shutdown.cancelled() => return,
+            }
+            () = idle.as_mut() => return,
+            () = stopping.as_mut() => return,
         }
+        // A plain request is served by the proxy's own lane; anything else by hyper, from the
+        // bytes that lane read.
+        let read = match front::serve(&stream, peer, &shared).await {
+            front::Next::Again => continue,
+            front::Next::Close => return,
+            front::Next::Hyper(read) => read,
+        };
         state.parked.store(false, Ordering::Relaxed);
         state.begin_request();
-        let io = TokioIo::new(ParkingIo::new(stream.clone(), state.clone()));
+        let io = TokioIo::new(ParkingIo::new(stream.clone(), state.clone(), read));
         // Boxed, so that a parked task does not carry room for a connection it does not have.
         let mut conn = Box::pin(builder.serve_connection(io, svc.clone()).with_upgrades());
         let result = tokio::select! {
@@ -363,7 +387,7 @@ mod tests {
         let _client = TcpStream::connect(addr).await.unwrap();
         let (server, _) = listener.accept().await.unwrap();
         let state = Arc::new(ConnState::default());
-        let mut io = ParkingIo::new(Arc::new(server), state.clone());
+        let mut io = ParkingIo::new(Arc::new(server), state.clone(), Bytes::new());
         // As many open connections as it takes for parking to be allowed.
         let _open: Vec<Open> = (0..=park_above()).map(|_| Open::new()).collect();
         io.note_read(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");

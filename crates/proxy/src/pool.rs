@@ -49,7 +49,7 @@ use tokio::net::TcpStream;
 use tower::ServiceExt;
 
 use crate::h1::{self, Chunk, ChunkedDecoder, Framing};
-use crate::upstream::{Added, BoxError};
+use crate::upstream::{Added, BoxError, ReqBody};
 
 /// Idle connections kept per upstream; more are closed when they come back.
 const MAX_IDLE: usize = 512;
@@ -174,7 +174,7 @@ struct Inner {
     connector: HttpConnector,
     /// hyper connections (requests with bodies, upgrades). Oldest first: connections are
     /// pushed as they come back.
-    idle: Mutex<Vec<Idle<SendRequest<Incoming>>>>,
+    idle: Mutex<Vec<Idle<SendRequest<ReqBody>>>>,
     /// Direct-lane connections, oldest first.
     direct: Mutex<Vec<Idle<Direct>>>,
     idle_timeout: Duration,
@@ -184,7 +184,7 @@ impl Inner {
     /// Takes a connection back. One that is not ready yet (hyper is still sending the request
     /// body that the upstream answered early) is put back only once it is, by a task of its
     /// own, so no request ever waits on another's upload.
-    fn put_when_ready(self: &Arc<Self>, mut sender: SendRequest<Incoming>) {
+    fn put_when_ready(self: &Arc<Self>, mut sender: SendRequest<ReqBody>) {
         if sender.is_ready() {
             return self.put(sender);
         }
@@ -202,7 +202,7 @@ impl Inner {
         });
     }
 
-    fn put(&self, sender: SendRequest<Incoming>) {
+    fn put(&self, sender: SendRequest<ReqBody>) {
         if sender.is_ready() {
             push_idle(&self.idle, sender, self.idle_timeout);
         }
@@ -280,7 +280,7 @@ impl H1Pool {
 
     /// An idle connection that is ready for a request, if one is left. Connections are pooled
     /// only when ready; one that is not any more has closed since, and is dropped.
-    fn checkout(&self) -> Option<SendRequest<Incoming>> {
+    fn checkout(&self) -> Option<SendRequest<ReqBody>> {
         while let Some(Idle { conn, since }) = pop_idle(&self.inner.idle) {
             if conn.is_ready() && since.elapsed() <= self.inner.idle_timeout {
                 return Some(conn);
@@ -325,7 +325,7 @@ impl H1Pool {
             .into_inner())
     }
 
-    async fn connect(&self) -> Result<SendRequest<Incoming>, PoolError> {
+    async fn connect(&self) -> Result<SendRequest<ReqBody>, PoolError> {
         let io = hyper_util::rt::TokioIo::new(self.connect_stream().await?);
         let (sender, conn) = http1::Builder::new()
             .handshake(io)
@@ -345,7 +345,7 @@ impl H1Pool {
     /// requests keep theirs.
     pub(crate) async fn send(
         &self,
-        mut req: Request<Incoming>,
+        mut req: Request<ReqBody>,
         upgrade: bool,
         added: Added<'_>,
     ) -> Result<Response<PooledBody>, PoolError> {
@@ -377,7 +377,7 @@ impl H1Pool {
     /// The direct lane: `req` has no body and asks for no upgrade.
     async fn send_direct(
         &self,
-        req: Request<Incoming>,
+        req: Request<ReqBody>,
         added: &Added<'_>,
     ) -> Result<Response<PooledBody>, PoolError> {
         let (parts, _empty) = req.into_parts();
@@ -590,7 +590,7 @@ impl HttpBody for PooledBody {
 /// A hyper client connection's response body.
 pub(crate) struct HyperBody {
     body: Incoming,
-    back: Option<(SendRequest<Incoming>, Arc<Inner>)>,
+    back: Option<(SendRequest<ReqBody>, Arc<Inner>)>,
 }
 
 impl HyperBody {
@@ -846,7 +846,10 @@ mod tests {
                             req.headers_mut()
                                 .insert(http::header::HOST, pool.host().clone());
                             let drop_body = req.headers().contains_key("x-drop-body");
-                            match pool.send(req, false, Added::default()).await {
+                            match pool
+                                .send(req.map(ReqBody::Hyper), false, Added::default())
+                                .await
+                            {
                                 // The proxy's client went away after the head: the upstream
                                 // body is dropped unread.
                                 Ok(r) if drop_body => {

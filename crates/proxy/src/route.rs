@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use http::{Request, Response};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
+
 use ipnet::IpNet;
 use l402::{SharedIssuer, VerifiedToken};
 use l402_store::Store;
@@ -17,7 +17,7 @@ use crate::config::{AuthLevel, Config, ServiceConfig};
 use crate::handler::RequestMetrics;
 use crate::limits::{ChallengeLimit, Freebies, ServiceLimits};
 use crate::pricer::HttpPricer;
-use crate::upstream::{Body, ForwardMeta, Upstream, local_response};
+use crate::upstream::{Body, ForwardMeta, ReqBody, Upstream, local_response};
 
 /// The authority every route uses: invoices from a backend chosen at run time, root keys in a
 /// [`Store`].
@@ -56,7 +56,7 @@ impl Forwarder {
     /// was verified with, if any.
     pub(crate) async fn forward(
         &self,
-        req: Request<Incoming>,
+        req: Request<ReqBody>,
         conn: ConnInfo,
         token: Option<&VerifiedToken>,
     ) -> Response<Body> {

@@ -275,7 +275,10 @@ async fn serve_auto<I>(
 {
     let svc = service_fn(move |req| {
         let shared = shared.clone();
-        async move { Ok::<_, std::convert::Infallible>(handle(shared, req, peer.ip(), is_tls).await) }
+        async move {
+            let req = req.map(crate::upstream::ReqBody::Hyper);
+            Ok::<_, std::convert::Infallible>(handle(shared, req, peer.ip(), is_tls).await)
+        }
     });
     let conn = builders.auto.serve_connection_with_upgrades(io, svc);
     if let Err(e) = watcher.watch(conn.into_owned()).await {

@@ -25,6 +25,44 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// The body type of every response the proxy sends.
 pub type Body = UnsyncBoxBody<Bytes, BoxError>;
 
+/// A request body as the proxy received it: hyper's, or none (a request read by the proxy's own
+/// HTTP/1.1 lane, which takes only requests without a body; see [`crate::front`]).
+pub(crate) enum ReqBody {
+    /// From a hyper server connection.
+    Hyper(Incoming),
+    /// No body at all.
+    Empty,
+}
+
+impl http_body::Body for ReqBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, hyper::Error>>> {
+        match self.get_mut() {
+            ReqBody::Hyper(b) => std::pin::Pin::new(b).poll_frame(cx),
+            ReqBody::Empty => std::task::Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            ReqBody::Hyper(b) => b.is_end_stream(),
+            ReqBody::Empty => true,
+        }
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        match self {
+            ReqBody::Hyper(b) => b.size_hint(),
+            ReqBody::Empty => http_body::SizeHint::with_exact(0),
+        }
+    }
+}
+
 /// A body from bytes.
 pub(crate) fn full(b: impl Into<Bytes>) -> Body {
     http_body_util::Full::new(b.into())
@@ -68,9 +106,9 @@ enum Pool {
     /// Plaintext HTTP/1.1: our own pool (see [`crate::pool`]).
     H1(H1Pool),
     /// h2c: one multiplexed connection, through hyper-util's client.
-    H2c(Client<HttpConnector, Incoming>),
+    H2c(Client<HttpConnector, ReqBody>),
     /// TLS, HTTP/2 or HTTP/1.1 by ALPN.
-    Tls(Client<HttpsConnector<HttpConnector>, Incoming>),
+    Tls(Client<HttpsConnector<HttpConnector>, ReqBody>),
 }
 
 /// One service's upstream: where, how, and its connection pool.
@@ -183,7 +221,7 @@ impl Upstream {
     /// Forwards `req` and returns the upstream's response (or a 502/504 of our own).
     pub(crate) async fn forward(
         &self,
-        mut req: Request<Incoming>,
+        mut req: Request<ReqBody>,
         meta: &ForwardMeta<'_>,
     ) -> Response<Body> {
         let grpc = l402_tower::is_grpc(req.headers());

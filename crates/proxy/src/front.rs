@@ -1,0 +1,559 @@
+//! The proxy's own HTTP/1.1 server lane, for plain requests on plaintext connections.
+//!
+//! Most API calls are one HTTP/1.1 request head without a body. For those, hyper's server
+//! connection (its dispatcher, buffers, header-read timer, and a response head encoded again from
+//! a header map) costs more than the rest of proxying. A parked connection (see [`crate::park`])
+//! that becomes readable is therefore read here first: when what arrived is exactly one complete
+//! HTTP/1.1 request head with no body, no upgrade and no `Expect`, the request is handled and its
+//! response written by this task, and the connection goes back to waiting with nothing held.
+//! Anything else — a partial head, a body, an upgrade, HTTP/1.0, pipelined requests, a head
+//! httparse or the `http` crate refuses — is handed to hyper together with the bytes already
+//! read, and hyper serves it (and answers any error) exactly as before.
+//!
+//! Responses are framed as hyper frames them: the `Content-Length` the response carries or its
+//! body's exact size, else chunked (trailers kept); none for `HEAD`, 1xx, 204 and 304. A `Date`
+//! is added when the response has none, and `Connection: close` when the client asked to close.
+
+use std::cell::RefCell;
+use std::io;
+use std::mem::MaybeUninit;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::{Bytes, BytesMut};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Request, Response, StatusCode, Uri, Version};
+use http_body::Body as _;
+use http_body_util::BodyExt;
+use tokio::net::TcpStream;
+
+use crate::handler::{Shared, handle};
+use crate::upstream::{Body, ReqBody};
+
+/// How much one read takes in. A head that does not fit is left to hyper (which reads on).
+const READ_SIZE: usize = 8 * 1024;
+
+/// The most header fields a request served here may carry (hyper's limit too).
+const MAX_HEADERS: usize = 100;
+
+/// Response bytes gathered before they are written even though more are ready.
+const WRITE_BATCH: usize = 64 * 1024;
+
+/// What the connection does after [`serve`].
+pub(crate) enum Next {
+    /// A request was served (or nothing had arrived after all): wait for the next one.
+    Again,
+    /// The connection is done: the client closed it, asked to, or a write failed.
+    Close,
+    /// Hyper serves the connection from here, starting with these bytes already read.
+    Hyper(Bytes),
+}
+
+/// Reads what a readable connection sent and serves it if it is one plain request.
+pub(crate) async fn serve(stream: &TcpStream, peer: SocketAddr, shared: &Arc<Shared>) -> Next {
+    let mut buf = BytesMut::with_capacity(READ_SIZE);
+    match stream.try_read_buf(&mut buf) {
+        Ok(0) => return Next::Close,
+        Ok(_) => {}
+        // Readiness that was stale: wait again.
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Next::Again,
+        Err(e) => {
+            tracing::debug!(%peer, error = %e, "connection failed");
+            return Next::Close;
+        }
+    }
+    let plain = match take_request(buf) {
+        Ok(plain) => plain,
+        Err(read) => return Next::Hyper(read),
+    };
+    let head_request = plain.parts.method == Method::HEAD;
+    let request = Request::from_parts(plain.parts, ReqBody::Empty);
+    let response = handle(shared.clone(), request, peer.ip(), false).await;
+    match write_response(stream, response, head_request, plain.close).await {
+        Ok(true) => Next::Again,
+        Ok(false) => Next::Close,
+        Err(e) => {
+            tracing::debug!(%peer, error = %e, "writing a response failed");
+            Next::Close
+        }
+    }
+}
+
+/// A request this lane serves.
+#[derive(Debug)]
+pub(crate) struct Plain {
+    /// Method, target, version and header fields (values share the head's bytes).
+    pub(crate) parts: http::request::Parts,
+    /// The client asked for the connection to be closed after the response.
+    pub(crate) close: bool,
+}
+
+/// The request in `buf`, if `buf` holds exactly one complete HTTP/1.1 request head that this lane
+/// serves (see the module's documentation); otherwise `buf`'s bytes, for hyper.
+pub(crate) fn take_request(buf: BytesMut) -> Result<Plain, Bytes> {
+    // The head is all of `buf` (or it is not served here); its target and values share it.
+    let head = buf.freeze();
+    plain_request(&head).ok_or(head)
+}
+
+fn plain_request(head: &Bytes) -> Option<Plain> {
+    // Uninitialised slots, as on the upstream side (see `h1.rs`).
+    let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut request = httparse::Request::new(&mut []);
+    let parsed = httparse::ParserConfig::default().parse_request_with_uninit_headers(
+        &mut request,
+        head,
+        &mut slots,
+    );
+    // Exactly one head and nothing after it: pipelined requests are hyper's.
+    if !matches!(parsed, Ok(httparse::Status::Complete(len)) if len == head.len()) {
+        return None;
+    }
+    if request.version != Some(1) {
+        return None;
+    }
+    let method = Method::from_bytes(request.method?.as_bytes()).ok()?;
+    if method == Method::CONNECT {
+        return None;
+    }
+    let mut close = false;
+    let mut headers = HeaderMap::with_capacity(request.headers.len());
+    for field in request.headers.iter() {
+        let name = HeaderName::from_bytes(field.name.as_bytes()).ok()?;
+        // Anything that means a body, an interim response or a protocol switch is hyper's.
+        if name == header::CONTENT_LENGTH
+            || name == header::TRANSFER_ENCODING
+            || name == header::EXPECT
+            || name == header::UPGRADE
+        {
+            return None;
+        }
+        if name == header::CONNECTION {
+            for token in field.value.split(|b| *b == b',') {
+                let token = token.trim_ascii();
+                if token.eq_ignore_ascii_case(b"close") {
+                    close = true;
+                } else if token.eq_ignore_ascii_case(b"upgrade") {
+                    return None;
+                }
+            }
+        }
+        let value = HeaderValue::from_maybe_shared(head.slice_ref(field.value)).ok()?;
+        headers.append(name, value);
+    }
+    let uri = Uri::from_maybe_shared(head.slice_ref(request.path?.as_bytes())).ok()?;
+    let mut request = Request::new(());
+    *request.method_mut() = method;
+    *request.uri_mut() = uri;
+    *request.version_mut() = Version::HTTP_11;
+    *request.headers_mut() = headers;
+    Some(Plain {
+        parts: request.into_parts().0,
+        close,
+    })
+}
+
+/// How a response's body is delimited on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    /// No body is written (`HEAD`, 1xx, 204, 304).
+    None,
+    /// Exactly this many bytes; `true` when the response's own `Content-Length` says so (else
+    /// one is written).
+    Length(u64, bool),
+    /// Chunked.
+    Chunked,
+}
+
+/// The framing hyper would choose for this response.
+fn framing(head_request: bool, status: StatusCode, headers: &HeaderMap, body: &Body) -> Framing {
+    if head_request
+        || status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+    {
+        return Framing::None;
+    }
+    let mut lengths = headers.get_all(header::CONTENT_LENGTH).iter();
+    if let (Some(v), None) = (lengths.next(), lengths.next())
+        && let Some(n) = std::str::from_utf8(v.as_bytes())
+            .ok()
+            .filter(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|t| t.parse().ok())
+    {
+        return Framing::Length(n, true);
+    }
+    match body.size_hint().exact() {
+        Some(n) => Framing::Length(n, false),
+        None => Framing::Chunked,
+    }
+}
+
+/// Writes the status line and header fields of a response framed as `framing`.
+fn encode_head(parts: &http::response::Parts, framing: Framing, close: bool, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(parts.status.as_str().as_bytes());
+    out.push(b' ');
+    let reason = parts.extensions.get::<hyper::ext::ReasonPhrase>();
+    match reason {
+        Some(r) => out.extend_from_slice(r.as_bytes()),
+        None => {
+            let canonical = parts.status.canonical_reason().unwrap_or("");
+            out.extend_from_slice(canonical.as_bytes());
+        }
+    }
+    out.extend_from_slice(b"\r\n");
+    let own_length = matches!(framing, Framing::Length(_, false) | Framing::Chunked);
+    for (name, value) in &parts.headers {
+        // The framing is this lane's to write, and the connection's fate too.
+        if name == header::TRANSFER_ENCODING
+            || name == header::CONNECTION
+            || (own_length && name == header::CONTENT_LENGTH)
+        {
+            continue;
+        }
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    match framing {
+        Framing::Length(n, false) => {
+            out.extend_from_slice(b"content-length: ");
+            out.extend_from_slice(itoa_u64(n, &mut [0; 20]));
+            out.extend_from_slice(b"\r\n");
+        }
+        Framing::Chunked => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
+        Framing::Length(_, true) | Framing::None => {}
+    }
+    if !parts.headers.contains_key(header::DATE) {
+        out.extend_from_slice(b"date: ");
+        with_date(|d| out.extend_from_slice(d));
+        out.extend_from_slice(b"\r\n");
+    }
+    if close {
+        out.extend_from_slice(b"connection: close\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// `n` in decimal.
+fn itoa_u64(mut n: u64, out: &mut [u8; 20]) -> &[u8] {
+    let mut i = out.len();
+    loop {
+        i -= 1;
+        out[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &out[i..];
+        }
+    }
+}
+
+/// Calls `f` with the current time as an HTTP date, formatted at most once a second per thread.
+fn with_date(f: impl FnOnce(&[u8])) {
+    thread_local! {
+        static DATE: RefCell<(u64, Vec<u8>)> = const { RefCell::new((u64::MAX, Vec::new())) };
+    }
+    let now = SystemTime::now();
+    let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    DATE.with(|date| {
+        let mut date = date.borrow_mut();
+        if date.0 != secs {
+            *date = (secs, httpdate::fmt_http_date(now).into_bytes());
+        }
+        f(&date.1);
+    });
+}
+
+/// Writes `response` (its body too, as it arrives). `Ok(true)`: the connection may carry
+/// another request.
+async fn write_response(
+    stream: &TcpStream,
+    response: Response<Body>,
+    head_request: bool,
+    close: bool,
+) -> io::Result<bool> {
+    let (parts, mut body) = response.into_parts();
+    let framing = framing(head_request, parts.status, &parts.headers, &body);
+    // Room for the head and a small body, so that one write usually carries both.
+    let fields: usize = parts
+        .headers
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len() + 4)
+        .sum();
+    let body_room = match framing {
+        Framing::Length(n, _) => usize::try_from(n).unwrap_or(WRITE_BATCH).min(WRITE_BATCH),
+        Framing::Chunked => 1024,
+        Framing::None => 0,
+    };
+    let mut out = Vec::with_capacity(160 + fields + body_room);
+    encode_head(&parts, framing, close, &mut out);
+    drop(parts);
+    let mut left = match framing {
+        Framing::Length(n, _) => n,
+        _ => 0,
+    };
+    // The body is read to its end even when nothing of it is written (a pooled upstream
+    // connection goes back only then).
+    let mut ended_well = true;
+    loop {
+        // A frame that is ready joins what is gathered; otherwise what is gathered goes out
+        // before waiting (a stream's first events must not wait for later ones).
+        let ready =
+            std::future::poll_fn(|cx| Poll::Ready(std::pin::Pin::new(&mut body).poll_frame(cx)))
+                .await;
+        let frame = match ready {
+            Poll::Ready(frame) => frame,
+            Poll::Pending => {
+                write_all(stream, &out).await?;
+                out.clear();
+                body.frame().await
+            }
+        };
+        let frame = match frame {
+            None => break,
+            Some(Ok(frame)) => frame,
+            Some(Err(e)) => {
+                tracing::debug!(error = %e, "response body failed");
+                ended_well = false;
+                break;
+            }
+        };
+        match frame.into_data() {
+            Ok(data) => match framing {
+                Framing::None => {}
+                Framing::Length(..) => {
+                    let take = data.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+                    out.extend_from_slice(&data[..take]);
+                    left -= take as u64;
+                    if take < data.len() {
+                        // More than the length said: the rest cannot be sent on this connection.
+                        ended_well = false;
+                        break;
+                    }
+                }
+                Framing::Chunked if data.is_empty() => {}
+                Framing::Chunked => {
+                    hex_line(data.len(), &mut out);
+                    out.extend_from_slice(&data);
+                    out.extend_from_slice(b"\r\n");
+                }
+            },
+            Err(frame) => {
+                if let (Framing::Chunked, Ok(trailers)) = (framing, frame.into_trailers()) {
+                    out.extend_from_slice(b"0\r\n");
+                    for (name, value) in &trailers {
+                        out.extend_from_slice(name.as_str().as_bytes());
+                        out.extend_from_slice(b": ");
+                        out.extend_from_slice(value.as_bytes());
+                        out.extend_from_slice(b"\r\n");
+                    }
+                    out.extend_from_slice(b"\r\n");
+                    write_all(stream, &out).await?;
+                    return Ok(!close);
+                }
+            }
+        }
+        if out.len() >= WRITE_BATCH {
+            write_all(stream, &out).await?;
+            out.clear();
+        }
+    }
+    if framing == Framing::Chunked && ended_well {
+        out.extend_from_slice(b"0\r\n\r\n");
+    }
+    write_all(stream, &out).await?;
+    // A body cut short (or too long) leaves the client unable to find the next response.
+    let whole = ended_well && (!matches!(framing, Framing::Length(..)) || left == 0);
+    Ok(whole && !close)
+}
+
+/// Appends a chunk-size line for `n` bytes.
+fn hex_line(n: usize, out: &mut Vec<u8>) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut digits = [0u8; 16];
+    let mut i = digits.len();
+    let mut n = n as u64;
+    loop {
+        i -= 1;
+        digits[i] = DIGITS[(n & 15) as usize];
+        n >>= 4;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Writes all of `data`.
+async fn write_all(stream: &TcpStream, mut data: &[u8]) -> io::Result<()> {
+    while !data.is_empty() {
+        match stream.try_write(data) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => data = &data[n..],
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => stream.writable().await?,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn take(head: &str) -> Option<Plain> {
+        match take_request(BytesMut::from(head.as_bytes())) {
+            Ok(plain) => Some(plain),
+            Err(read) => {
+                assert_eq!(&read[..], head.as_bytes(), "every byte goes to hyper");
+                None
+            }
+        }
+    }
+
+    #[test]
+    fn plain_requests_are_taken_whole() {
+        let p = take(
+            "GET /forecast?city=x HTTP/1.1\r\nHost: a.example\r\nAuthorization: L402 m:p\r\n\
+             X-Two: 1\r\nx-two: 2\r\n\r\n",
+        )
+        .unwrap();
+        assert_eq!(p.parts.method, Method::GET);
+        assert_eq!(p.parts.uri, "/forecast?city=x");
+        assert_eq!(p.parts.version, Version::HTTP_11);
+        assert_eq!(p.parts.headers["host"], "a.example");
+        assert_eq!(p.parts.headers["authorization"], "L402 m:p");
+        let two: Vec<_> = p.parts.headers.get_all("x-two").iter().collect();
+        assert_eq!(two, ["1", "2"]);
+        assert!(!p.close);
+        let p = take("HEAD http://a.example/x HTTP/1.1\r\nConnection: keep-alive, Close\r\n\r\n")
+            .unwrap();
+        assert_eq!(p.parts.method, Method::HEAD);
+        assert_eq!(p.parts.uri.authority().unwrap(), "a.example");
+        assert!(p.close);
+        let p = take("DELETE /x HTTP/1.1\r\nX-Empty:\r\n\r\n").unwrap();
+        assert_eq!(p.parts.headers["x-empty"], "");
+        assert!(take("OPTIONS * HTTP/1.1\r\n\r\n").is_some());
+    }
+
+    #[test]
+    fn everything_else_is_left_to_hyper() {
+        for head in [
+            "GET /x HTTP/1.1\r\nHost: a\r\n",                         // partial
+            "GET /x HTTP/1.0\r\n\r\n",                                // HTTP/1.0
+            "POST /x HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc",       // a body
+            "POST /x HTTP/1.1\r\nContent-Length: 0\r\n\r\n",          // a length at all
+            "POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", // chunked
+            "GET /ws HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+            "GET /x HTTP/1.1\r\nConnection: upgrade\r\n\r\n",
+            "PUT /x HTTP/1.1\r\nExpect: 100-continue\r\n\r\n",
+            "CONNECT a.example:443 HTTP/1.1\r\n\r\n",
+            "GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\n", // pipelined
+            "GET /x HTTP/1.1\r\nBad Name: 1\r\n\r\n",         // httparse refuses
+            "GET /x HTTP/1.1\r\nX: a\r\n b\r\n\r\n",          // obsolete line folding
+            "GET /x HTTP/1.1\r\nX: \u{1}\r\n\r\n",            // a control byte
+            "G\u{e9}T /x HTTP/1.1\r\n\r\n",                   // not a token
+        ] {
+            assert!(take(head).is_none(), "{head:?}");
+        }
+        let many: String = (0..=MAX_HEADERS).map(|i| format!("x-{i}: 1\r\n")).collect();
+        assert!(take(&format!("GET / HTTP/1.1\r\n{many}\r\n")).is_none());
+    }
+
+    fn head_of(response: Response<Body>, head_request: bool, close: bool) -> String {
+        let (parts, body) = response.into_parts();
+        let framing = framing(head_request, parts.status, &parts.headers, &body);
+        let mut out = Vec::new();
+        encode_head(&parts, framing, close, &mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    fn response(status: u16, headers: &[(&str, &str)], body: Body) -> Response<Body> {
+        let mut r = Response::new(body);
+        *r.status_mut() = StatusCode::from_u16(status).unwrap();
+        for (k, v) in headers {
+            r.headers_mut().append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        r
+    }
+
+    fn streamed() -> Body {
+        let frames = futures_util::stream::iter([Ok::<_, crate::upstream::BoxError>(
+            http_body::Frame::data(Bytes::from_static(b"x")),
+        )]);
+        http_body_util::StreamBody::new(frames).boxed_unsync()
+    }
+
+    #[test]
+    fn heads_are_framed_as_hyper_frames_them() {
+        let full = |s: &'static str| crate::upstream::full(s);
+        let h = head_of(response(200, &[("x-a", "1")], full("hello")), false, false);
+        assert!(h.starts_with("HTTP/1.1 200 OK\r\nx-a: 1\r\ncontent-length: 5\r\ndate: "));
+        assert!(h.ends_with(" GMT\r\n\r\n"), "{h}");
+        // The response's own length is kept; a Date it has is not added again.
+        let h = head_of(
+            response(
+                404,
+                &[
+                    ("content-length", "7"),
+                    ("date", "x"),
+                    ("connection", "keep-alive"),
+                ],
+                streamed(),
+            ),
+            false,
+            true,
+        );
+        assert_eq!(
+            h,
+            "HTTP/1.1 404 Not Found\r\ncontent-length: 7\r\ndate: x\r\nconnection: close\r\n\r\n"
+        );
+        let h = head_of(response(200, &[("date", "x")], streamed()), false, false);
+        assert_eq!(
+            h,
+            "HTTP/1.1 200 OK\r\ndate: x\r\ntransfer-encoding: chunked\r\n\r\n"
+        );
+        for (status, head_request) in [(204, false), (304, false), (200, true)] {
+            let h = head_of(
+                response(status, &[("date", "x")], full("abc")),
+                head_request,
+                false,
+            );
+            assert!(
+                !h.contains("content-length") && !h.contains("chunked"),
+                "{h}"
+            );
+        }
+        let mut r = response(299, &[("date", "x")], full(""));
+        r.extensions_mut()
+            .insert(hyper::ext::ReasonPhrase::from_static(b"Fine"));
+        assert_eq!(
+            head_of(r, false, false),
+            "HTTP/1.1 299 Fine\r\ndate: x\r\ncontent-length: 0\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn numbers_and_dates() {
+        for n in [0u64, 7, 10, 1234567890, u64::MAX] {
+            assert_eq!(itoa_u64(n, &mut [0; 20]), n.to_string().as_bytes());
+        }
+        for n in [0usize, 9, 10, 255, 4096, usize::MAX] {
+            let mut out = Vec::new();
+            hex_line(n, &mut out);
+            assert_eq!(out, format!("{n:x}\r\n").as_bytes());
+        }
+        with_date(|d| {
+            let text = std::str::from_utf8(d).unwrap();
+            assert!(httpdate::parse_http_date(text).is_ok(), "{text}");
+        });
+    }
+}
