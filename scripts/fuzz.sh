@@ -12,7 +12,7 @@ repo=$(cd "$here/.." && pwd)
 secs=${1:-60}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(macaroon_binary macaroon_json macaroon_text identifier challenge credential verify upstream_response)
+[ ${#targets[@]} -gt 0 ] || targets=(macaroon_binary macaroon_json macaroon_text identifier challenge credential verify upstream_response front_request)
 command -v cargo-fuzz >/dev/null || { echo "fuzz.sh: install cargo-fuzz first: cargo install cargo-fuzz --locked" >&2; exit 1; }
 export RUSTC_BOOTSTRAP=1
 

@@ -16,27 +16,24 @@
 
 use std::cell::RefCell;
 use std::io;
-use std::mem::MaybeUninit;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::{Method, Request, Response, StatusCode, Uri, Version};
+use http::header::{self, HeaderMap};
+use http::{Method, Request, Response, StatusCode};
 use http_body::Body as _;
 use http_body_util::BodyExt;
 use tokio::net::TcpStream;
 
+use crate::h1;
 use crate::handler::{Shared, handle};
 use crate::upstream::{Body, ReqBody};
 
 /// How much one read takes in. A head that does not fit is left to hyper (which reads on).
 const READ_SIZE: usize = 8 * 1024;
-
-/// The most header fields a request served here may carry (hyper's limit too).
-const MAX_HEADERS: usize = 100;
 
 /// Response bytes gathered before they are written even though more are ready.
 const WRITE_BATCH: usize = 64 * 1024;
@@ -64,7 +61,7 @@ pub(crate) async fn serve(stream: &TcpStream, peer: SocketAddr, shared: &Arc<Sha
             return Next::Close;
         }
     }
-    let plain = match take_request(buf) {
+    let plain = match h1::take_request(buf) {
         Ok(plain) => plain,
         Err(read) => return Next::Hyper(read),
     };
@@ -79,80 +76,6 @@ pub(crate) async fn serve(stream: &TcpStream, peer: SocketAddr, shared: &Arc<Sha
             Next::Close
         }
     }
-}
-
-/// A request this lane serves.
-#[derive(Debug)]
-pub(crate) struct Plain {
-    /// Method, target, version and header fields (values share the head's bytes).
-    pub(crate) parts: http::request::Parts,
-    /// The client asked for the connection to be closed after the response.
-    pub(crate) close: bool,
-}
-
-/// The request in `buf`, if `buf` holds exactly one complete HTTP/1.1 request head that this lane
-/// serves (see the module's documentation); otherwise `buf`'s bytes, for hyper.
-pub(crate) fn take_request(buf: BytesMut) -> Result<Plain, Bytes> {
-    // The head is all of `buf` (or it is not served here); its target and values share it.
-    let head = buf.freeze();
-    plain_request(&head).ok_or(head)
-}
-
-fn plain_request(head: &Bytes) -> Option<Plain> {
-    // Uninitialised slots, as on the upstream side (see `h1.rs`).
-    let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
-    let mut request = httparse::Request::new(&mut []);
-    let parsed = httparse::ParserConfig::default().parse_request_with_uninit_headers(
-        &mut request,
-        head,
-        &mut slots,
-    );
-    // Exactly one head and nothing after it: pipelined requests are hyper's.
-    if !matches!(parsed, Ok(httparse::Status::Complete(len)) if len == head.len()) {
-        return None;
-    }
-    if request.version != Some(1) {
-        return None;
-    }
-    let method = Method::from_bytes(request.method?.as_bytes()).ok()?;
-    if method == Method::CONNECT {
-        return None;
-    }
-    let mut close = false;
-    let mut headers = HeaderMap::with_capacity(request.headers.len());
-    for field in request.headers.iter() {
-        let name = HeaderName::from_bytes(field.name.as_bytes()).ok()?;
-        // Anything that means a body, an interim response or a protocol switch is hyper's.
-        if name == header::CONTENT_LENGTH
-            || name == header::TRANSFER_ENCODING
-            || name == header::EXPECT
-            || name == header::UPGRADE
-        {
-            return None;
-        }
-        if name == header::CONNECTION {
-            for token in field.value.split(|b| *b == b',') {
-                let token = token.trim_ascii();
-                if token.eq_ignore_ascii_case(b"close") {
-                    close = true;
-                } else if token.eq_ignore_ascii_case(b"upgrade") {
-                    return None;
-                }
-            }
-        }
-        let value = HeaderValue::from_maybe_shared(head.slice_ref(field.value)).ok()?;
-        headers.append(name, value);
-    }
-    let uri = Uri::from_maybe_shared(head.slice_ref(request.path?.as_bytes())).ok()?;
-    let mut request = Request::new(());
-    *request.method_mut() = method;
-    *request.uri_mut() = uri;
-    *request.version_mut() = Version::HTTP_11;
-    *request.headers_mut() = headers;
-    Some(Plain {
-        parts: request.into_parts().0,
-        close,
-    })
 }
 
 /// How a response's body is delimited on the wire.
@@ -405,65 +328,7 @@ async fn write_all(stream: &TcpStream, mut data: &[u8]) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn take(head: &str) -> Option<Plain> {
-        match take_request(BytesMut::from(head.as_bytes())) {
-            Ok(plain) => Some(plain),
-            Err(read) => {
-                assert_eq!(&read[..], head.as_bytes(), "every byte goes to hyper");
-                None
-            }
-        }
-    }
-
-    #[test]
-    fn plain_requests_are_taken_whole() {
-        let p = take(
-            "GET /forecast?city=x HTTP/1.1\r\nHost: a.example\r\nAuthorization: L402 m:p\r\n\
-             X-Two: 1\r\nx-two: 2\r\n\r\n",
-        )
-        .unwrap();
-        assert_eq!(p.parts.method, Method::GET);
-        assert_eq!(p.parts.uri, "/forecast?city=x");
-        assert_eq!(p.parts.version, Version::HTTP_11);
-        assert_eq!(p.parts.headers["host"], "a.example");
-        assert_eq!(p.parts.headers["authorization"], "L402 m:p");
-        let two: Vec<_> = p.parts.headers.get_all("x-two").iter().collect();
-        assert_eq!(two, ["1", "2"]);
-        assert!(!p.close);
-        let p = take("HEAD http://a.example/x HTTP/1.1\r\nConnection: keep-alive, Close\r\n\r\n")
-            .unwrap();
-        assert_eq!(p.parts.method, Method::HEAD);
-        assert_eq!(p.parts.uri.authority().unwrap(), "a.example");
-        assert!(p.close);
-        let p = take("DELETE /x HTTP/1.1\r\nX-Empty:\r\n\r\n").unwrap();
-        assert_eq!(p.parts.headers["x-empty"], "");
-        assert!(take("OPTIONS * HTTP/1.1\r\n\r\n").is_some());
-    }
-
-    #[test]
-    fn everything_else_is_left_to_hyper() {
-        for head in [
-            "GET /x HTTP/1.1\r\nHost: a\r\n",                         // partial
-            "GET /x HTTP/1.0\r\n\r\n",                                // HTTP/1.0
-            "POST /x HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc",       // a body
-            "POST /x HTTP/1.1\r\nContent-Length: 0\r\n\r\n",          // a length at all
-            "POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", // chunked
-            "GET /ws HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
-            "GET /x HTTP/1.1\r\nConnection: upgrade\r\n\r\n",
-            "PUT /x HTTP/1.1\r\nExpect: 100-continue\r\n\r\n",
-            "CONNECT a.example:443 HTTP/1.1\r\n\r\n",
-            "GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\n", // pipelined
-            "GET /x HTTP/1.1\r\nBad Name: 1\r\n\r\n",         // httparse refuses
-            "GET /x HTTP/1.1\r\nX: a\r\n b\r\n\r\n",          // obsolete line folding
-            "GET /x HTTP/1.1\r\nX: \u{1}\r\n\r\n",            // a control byte
-            "G\u{e9}T /x HTTP/1.1\r\n\r\n",                   // not a token
-        ] {
-            assert!(take(head).is_none(), "{head:?}");
-        }
-        let many: String = (0..=MAX_HEADERS).map(|i| format!("x-{i}: 1\r\n")).collect();
-        assert!(take(&format!("GET / HTTP/1.1\r\n{many}\r\n")).is_none());
-    }
+    use http::header::{HeaderName, HeaderValue};
 
     fn head_of(response: Response<Body>, head_request: bool, close: bool) -> String {
         let (parts, body) = response.into_parts();
