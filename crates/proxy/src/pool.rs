@@ -44,7 +44,7 @@ use http_body::{Body as HttpBody, Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::client::legacy::connect::HttpConnector;
-use tokio::io::{AsyncWriteExt, Interest};
+use tokio::io::Interest;
 use tokio::net::TcpStream;
 use tower::ServiceExt;
 
@@ -87,6 +87,8 @@ pub(crate) enum PoolError {
     Closed,
     /// The upstream's response head is not valid HTTP/1.1.
     Protocol(h1::ProtocolError),
+    /// No response head before the request's deadline.
+    TimedOut,
 }
 
 impl std::fmt::Display for PoolError {
@@ -97,6 +99,7 @@ impl std::fmt::Display for PoolError {
             PoolError::Io(e) => write!(f, "upstream connection failed: {e}"),
             PoolError::Closed => write!(f, "upstream closed the connection before answering"),
             PoolError::Protocol(e) => write!(f, "{e}"),
+            PoolError::TimedOut => write!(f, "upstream did not answer in time"),
         }
     }
 }
@@ -107,7 +110,7 @@ impl std::error::Error for PoolError {
             PoolError::Connect(e) => Some(&**e),
             PoolError::Http(e) => Some(e),
             PoolError::Io(e) => Some(e),
-            PoolError::Closed => None,
+            PoolError::Closed | PoolError::TimedOut => None,
             PoolError::Protocol(e) => Some(e),
         }
     }
@@ -131,6 +134,9 @@ struct Direct {
     grow: usize,
     /// The last read returned less than it had room for: the socket was empty after it.
     drained: bool,
+    /// The deadline of the request in progress: one timer for the connection's life, moved
+    /// to each request's deadline (a later deadline is a cheap update, not a new timer).
+    timer: Pin<Box<tokio::time::Sleep>>,
 }
 
 impl Direct {
@@ -141,7 +147,13 @@ impl Direct {
             write: Vec::new(),
             grow: READ_CHUNK,
             drained: false,
+            timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
         }
+    }
+
+    /// Whether the request's deadline has passed (if not, the task is woken when it does).
+    fn poll_late(&mut self, cx: &mut Context<'_>) -> bool {
+        self.timer.as_mut().poll(cx).is_ready()
     }
 }
 
@@ -348,11 +360,26 @@ impl H1Pool {
         mut req: Request<ReqBody>,
         upgrade: bool,
         added: Added<'_>,
+        deadline: tokio::time::Instant,
     ) -> Result<Response<PooledBody>, PoolError> {
         if !upgrade && req.body().is_end_stream() && req.method() != Method::CONNECT {
-            return self.send_direct(req, &added).await;
+            return self.send_direct(req, &added, deadline).await;
         }
         added.insert_into(req.headers_mut());
+        // Boxed: the direct lane's future need not carry this one's state.
+        let sent = Box::pin(tokio::time::timeout_at(
+            deadline,
+            self.send_hyper(req, upgrade),
+        ));
+        sent.await.unwrap_or(Err(PoolError::TimedOut))
+    }
+
+    /// Sends a request with a body, or an upgrade, on an idle or new hyper connection.
+    async fn send_hyper(
+        &self,
+        mut req: Request<ReqBody>,
+        upgrade: bool,
+    ) -> Result<Response<PooledBody>, PoolError> {
         loop {
             let (mut sender, reused) = match self.checkout() {
                 Some(s) => (s, true),
@@ -379,6 +406,7 @@ impl H1Pool {
         &self,
         req: Request<ReqBody>,
         added: &Added<'_>,
+        deadline: tokio::time::Instant,
     ) -> Result<Response<PooledBody>, PoolError> {
         let (parts, _empty) = req.into_parts();
         let head_request = parts.method == Method::HEAD;
@@ -390,7 +418,9 @@ impl H1Pool {
             let (mut conn, reused) = match reuse.then(|| self.checkout_direct()).flatten() {
                 Some(c) => (c, true),
                 None => {
-                    let stream = Box::pin(self.connect_stream()).await?;
+                    let connect =
+                        Box::pin(tokio::time::timeout_at(deadline, self.connect_stream()));
+                    let stream = connect.await.unwrap_or(Err(PoolError::TimedOut))?;
                     (Direct::new(stream), false)
                 }
             };
@@ -398,7 +428,7 @@ impl H1Pool {
                 head = std::mem::take(&mut conn.write);
                 encode_request_head(&parts, added, &mut head);
             }
-            match exchange(&mut conn, &head, head_request).await {
+            match exchange(&mut conn, &head, head_request, deadline).await {
                 // An upstream timing out a connection just as it was reused answers 408 and
                 // closes it; it did not act on the request, so an idempotent one goes again.
                 Ok(h) if h.status == http::StatusCode::REQUEST_TIMEOUT && reused && replayable => {
@@ -487,14 +517,38 @@ enum Exchange {
     Failed(PoolError),
 }
 
-/// Sends `head` on `conn` and reads the final response head.
+/// Sends `head` on `conn` and reads the final response head, by `deadline`.
 async fn exchange(
     conn: &mut Direct,
     head: &[u8],
     head_request: bool,
+    deadline: tokio::time::Instant,
 ) -> Result<h1::Head, Exchange> {
-    if let Err(e) = conn.stream.write_all(head).await {
-        return Err(Exchange::Lost(PoolError::Io(e)));
+    conn.timer.as_mut().reset(deadline);
+    let mut written = 0;
+    let sent = std::future::poll_fn(|cx| {
+        while written < head.len() {
+            match conn.stream.poll_write_ready(cx) {
+                Poll::Pending if conn.poll_late(cx) => {
+                    return Poll::Ready(Err(PoolError::TimedOut));
+                }
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(PoolError::Io(e))),
+                Poll::Ready(Ok(())) => {}
+            }
+            match conn.stream.try_write(&head[written..]) {
+                Ok(0) => return Poll::Ready(Err(PoolError::Closed)),
+                Ok(n) => written += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Poll::Ready(Err(PoolError::Io(e))),
+            }
+        }
+        Poll::Ready(Ok(()))
+    });
+    match sent.await {
+        Ok(()) => {}
+        Err(PoolError::TimedOut) => return Err(Exchange::Failed(PoolError::TimedOut)),
+        Err(e) => return Err(Exchange::Lost(e)),
     }
     let mut received = false;
     let mut informational = 0;
@@ -514,10 +568,16 @@ async fn exchange(
                 Exchange::Lost(e)
             }
         };
-        match std::future::poll_fn(|cx| poll_fill(conn, cx)).await {
-            Ok(0) => return Err(failed(PoolError::Closed)),
-            Ok(_) => {}
-            Err(e) => return Err(failed(PoolError::Io(e))),
+        let filled = std::future::poll_fn(|cx| match poll_fill(conn, cx) {
+            Poll::Pending if conn.poll_late(cx) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(r) => Poll::Ready(Some(r)),
+        });
+        match filled.await {
+            None => return Err(Exchange::Failed(PoolError::TimedOut)),
+            Some(Ok(0)) => return Err(failed(PoolError::Closed)),
+            Some(Ok(_)) => {}
+            Some(Err(e)) => return Err(failed(PoolError::Io(e))),
         }
     }
 }
@@ -847,7 +907,12 @@ mod tests {
                                 .insert(http::header::HOST, pool.host().clone());
                             let drop_body = req.headers().contains_key("x-drop-body");
                             match pool
-                                .send(req.map(ReqBody::Hyper), false, Added::default())
+                                .send(
+                                    req.map(ReqBody::Hyper),
+                                    false,
+                                    Added::default(),
+                                    tokio::time::Instant::now() + Duration::from_secs(5),
+                                )
                                 .await
                             {
                                 // The proxy's client went away after the head: the upstream
@@ -1131,6 +1196,58 @@ mod tests {
             }
         });
         addr
+    }
+
+    #[tokio::test]
+    async fn a_deadline_ends_the_wait_and_the_late_connection_is_not_reused() {
+        // Answers every request 300 ms late, one connection per request counted.
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            loop {
+                let (mut s, _) = listener.accept().await.unwrap();
+                count.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    loop {
+                        match s.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(_) => {}
+                        }
+                        tokio::time::sleep(Duration::from_millis(300)).await;
+                        let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nlate";
+                        if s.write_all(ok).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        let pool = H1Pool::new(&addr.to_string(), Duration::from_secs(5)).unwrap();
+        let request = || {
+            let mut r = Request::get("/x").body(ReqBody::Empty).unwrap();
+            r.headers_mut()
+                .insert(http::header::HOST, pool.host().clone());
+            r
+        };
+        let soon = tokio::time::Instant::now() + Duration::from_millis(50);
+        let started = std::time::Instant::now();
+        let late = pool.send(request(), false, Added::default(), soon).await;
+        assert!(matches!(late, Err(PoolError::TimedOut)), "{:?}", late.err());
+        assert!(
+            started.elapsed() < Duration::from_millis(290),
+            "the wait ended at the deadline"
+        );
+        // The next request does not get the late answer: it goes on a connection of its own.
+        let later = tokio::time::Instant::now() + Duration::from_secs(5);
+        let r = pool
+            .send(request(), false, Added::default(), later)
+            .await
+            .unwrap();
+        assert_eq!(r.into_body().collect().await.unwrap().to_bytes(), "late");
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
     }
 
     async fn fetch(response: &'static [u8]) -> (H1Pool, Result<Response<Bytes>, BoxError>) {

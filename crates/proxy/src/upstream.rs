@@ -258,35 +258,33 @@ impl Upstream {
             req.headers_mut().insert(k.clone(), v.clone());
         }
 
-        let sent: Result<Result<Response<Body>, BoxError>, _> = match &self.pool {
+        // `Err(None)`: no answer within the timeout.
+        let sent: Result<Response<Body>, Option<BoxError>> = match &self.pool {
             Pool::H1(p) => {
                 // The upstream's own address, unless the service configures a Host.
                 if self.headers.is_empty() || !req.headers().contains_key(header::HOST) {
                     added.host = Some(p.host().clone());
                 }
-                tokio::time::timeout(self.timeout, p.send(req, upgrade, added))
-                    .await
-                    .map(|r| match r {
-                        Ok(resp) => Ok(resp.map(|b| b.boxed_unsync())),
-                        Err(e) => Err(BoxError::from(e)),
-                    })
+                // The pool keeps the deadline itself (a timer per connection, not per request).
+                let deadline = tokio::time::Instant::now() + self.timeout;
+                match p.send(req, upgrade, added, deadline).await {
+                    Ok(resp) => Ok(resp.map(|b| b.boxed_unsync())),
+                    Err(crate::pool::PoolError::TimedOut) => Err(None),
+                    Err(e) => Err(Some(BoxError::from(e))),
+                }
             }
             // hyper-util's client writes the target URI's authority unless a Host is set.
             Pool::H2c(c) => {
                 added.insert_into(req.headers_mut());
-                tokio::time::timeout(self.timeout, c.request(req))
-                    .await
-                    .map(boxed)
+                timed(self.timeout, c.request(req)).await
             }
             Pool::Tls(c) => {
                 added.insert_into(req.headers_mut());
-                tokio::time::timeout(self.timeout, c.request(req))
-                    .await
-                    .map(boxed)
+                timed(self.timeout, c.request(req)).await
             }
         };
         let mut resp = match sent {
-            Err(_) => {
+            Err(None) => {
                 return local_response(
                     StatusCode::GATEWAY_TIMEOUT,
                     &format!(
@@ -297,7 +295,7 @@ impl Upstream {
                     grpc,
                 );
             }
-            Ok(Err(e)) => {
+            Err(Some(e)) => {
                 tracing::warn!(service = meta.service_name(), error = %e, source = ?std::error::Error::source(&*e), "upstream request failed");
                 return local_response(
                     StatusCode::BAD_GATEWAY,
@@ -305,7 +303,7 @@ impl Upstream {
                     grpc,
                 );
             }
-            Ok(Ok(r)) => r,
+            Ok(r) => r,
         };
 
         if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
@@ -332,13 +330,16 @@ impl Upstream {
     }
 }
 
-/// A hyper-util client's answer with its body boxed.
-fn boxed(
-    r: Result<Response<Incoming>, hyper_util::client::legacy::Error>,
-) -> Result<Response<Body>, BoxError> {
-    match r {
-        Ok(resp) => Ok(resp.map(|b| b.map_err(BoxError::from).boxed_unsync())),
-        Err(e) => Err(BoxError::from(e)),
+/// A hyper-util client's answer within `timeout`, its body boxed; `Err(None)` when it took
+/// longer.
+async fn timed(
+    timeout: Duration,
+    request: impl Future<Output = Result<Response<Incoming>, hyper_util::client::legacy::Error>>,
+) -> Result<Response<Body>, Option<BoxError>> {
+    match tokio::time::timeout(timeout, request).await {
+        Err(_) => Err(None),
+        Ok(Ok(resp)) => Ok(resp.map(|b| b.map_err(BoxError::from).boxed_unsync())),
+        Ok(Err(e)) => Err(Some(BoxError::from(e))),
     }
 }
 
