@@ -52,6 +52,10 @@ write("verify", "s2", b"\x86services=api:0,other:1\nservices=api:0\nregion=eu\nr
 write("upstream_response", "s1", b"\x0eHTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello")
 write("upstream_response", "s2", b"\x02HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5;a=b\r\nhello\r\n0\r\ngrpc-status: 0\r\n\r\n")
 write("upstream_response", "s3", b"\x05HTTP/1.0 304 Not Modified\r\ncontent-length: 7\r\nconnection: close\r\n\r\n")
+# front_request: what a client sends the proxy's own HTTP/1.1 lane.
+write("front_request", "s1", b"GET /forecast?x=1 HTTP/1.1\r\nHost: a\r\nAuthorization: L402 m:p\r\n\r\n")
+write("front_request", "s2", b"HEAD http://a/x HTTP/1.1\r\nConnection: keep-alive, close\r\nX: 1\r\nx: 2\r\n\r\n")
+write("front_request", "s3", b"POST /x HTTP/1.1\r\nContent-Length: 3\r\n\r\nabcGET / HTTP/1.1\r\n\r\n")
 PY
 cargo fuzz build -O "${targets[@]/#/}" >/dev/null 2>&1 || cargo fuzz build -O
 for t in "${targets[@]}"; do

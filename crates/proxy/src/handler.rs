@@ -33,33 +33,39 @@ pub(crate) fn check_path(path: &str) -> Result<(), &'static str> {
     if !path.starts_with('/') {
         return Ok(()); // `*` (OPTIONS) and authority-form targets carry no path to confuse.
     }
-    if path.contains('\\') {
-        return Err("backslash");
-    }
-    if path[1..]
-        .split('/')
-        .any(|segment| segment == "." || segment == "..")
-    {
-        return Err("dot segment");
-    }
-    if path.contains("//") {
-        return Err("empty segment");
-    }
+    // One pass over the bytes (every request goes through here).
     let bytes = path.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = path.get(i + 1..i + 3).ok_or("truncated percent-encoding")?;
-            let b = u8::from_str_radix(hex, 16).map_err(|_| "bad percent-encoding")?;
-            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'/' | b'\\') {
-                return Err("percent-encoded character that needs no encoding");
+    // Where the current segment began (just after its slash).
+    let mut segment = 1;
+    let mut i = 1;
+    loop {
+        let b = bytes.get(i).copied();
+        if matches!(b, None | Some(b'/')) {
+            match &bytes[segment..i] {
+                b"." | b".." => return Err("dot segment"),
+                b"" if b.is_some() => return Err("empty segment"),
+                _ => {}
             }
-            i += 3;
-        } else {
+            let Some(_) = b else { return Ok(()) };
+            segment = i + 1;
             i += 1;
+            continue;
+        }
+        match b {
+            Some(b'\\') => return Err("backslash"),
+            Some(b'%') => {
+                let hex = path.get(i + 1..i + 3).ok_or("truncated percent-encoding")?;
+                let b = u8::from_str_radix(hex, 16).map_err(|_| "bad percent-encoding")?;
+                if b.is_ascii_alphanumeric()
+                    || matches!(b, b'-' | b'.' | b'_' | b'~' | b'/' | b'\\')
+                {
+                    return Err("percent-encoded character that needs no encoding");
+                }
+                i += 3;
+            }
+            _ => i += 1,
         }
     }
-    Ok(())
 }
 
 /// Whether the request carries anything that looks like an L402 credential (a full parse
@@ -250,7 +256,10 @@ pub(crate) async fn handle(
             }
         }
     };
-    let resp = route.forwarder.forward(req, conn, token.as_ref()).await;
+    let resp = route
+        .forwarder
+        .forward(req, conn, token.as_ref(), grpc)
+        .await;
     route
         .metrics
         .record(forwarded_outcome(resp.status()), started);
@@ -299,6 +308,51 @@ mod tests {
             "/%4",
         ] {
             assert!(check_path(bad).is_err(), "{bad}");
+        }
+    }
+
+    /// The rules, one at a time (the one-pass check must decide exactly as they do).
+    fn reference(path: &str) -> bool {
+        if !path.starts_with('/') {
+            return true;
+        }
+        if path.contains('\\')
+            || path[1..].split('/').any(|s| s == "." || s == "..")
+            || path.contains("//")
+        {
+            return false;
+        }
+        let mut rest = path;
+        while let Some(at) = rest.find('%') {
+            let Some(b) = rest
+                .get(at + 1..at + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+            else {
+                return false;
+            };
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'/' | b'\\') {
+                return false;
+            }
+            rest = &rest[at + 3..];
+        }
+        true
+    }
+
+    #[test]
+    fn the_one_pass_check_agrees_with_the_rules_on_every_short_path() {
+        const ALPHABET: &[u8] = b"/.a%2eF\\";
+        let mut path = Vec::new();
+        for len in 0..=6u32 {
+            for mut n in 0..ALPHABET.len().pow(len) {
+                path.clear();
+                path.push(b'/');
+                for _ in 0..len {
+                    path.push(ALPHABET[n % ALPHABET.len()]);
+                    n /= ALPHABET.len();
+                }
+                let p = std::str::from_utf8(&path).unwrap();
+                assert_eq!(check_path(p).is_ok(), reference(p), "{p}");
+            }
         }
     }
 }

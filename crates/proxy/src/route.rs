@@ -53,12 +53,13 @@ struct Target {
 
 impl Forwarder {
     /// Applies the per-token limits and forwards: for a request on `conn`, with the token it
-    /// was verified with, if any.
+    /// was verified with, if any; `grpc`: the request is gRPC (errors are answered its way).
     pub(crate) async fn forward(
         &self,
         req: Request<ReqBody>,
         conn: ConnInfo,
         token: Option<&VerifiedToken>,
+        grpc: bool,
     ) -> Response<Body> {
         let target = &self.target;
         if let Err(rejection) =
@@ -66,7 +67,6 @@ impl Forwarder {
                 .limits
                 .check_token(req.uri().path(), token.map(|t| t.token_id()), conn.client)
         {
-            let grpc = l402_tower::is_grpc(req.headers());
             return rejection
                 .into_response(grpc)
                 .map(|b| b.map_err(|never| match never {}).boxed_unsync());
@@ -76,6 +76,7 @@ impl Forwarder {
             peer: conn.peer,
             tls: conn.tls,
             token,
+            grpc,
         };
         target.upstream.forward(req, &meta).await
     }

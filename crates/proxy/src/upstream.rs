@@ -224,7 +224,7 @@ impl Upstream {
         mut req: Request<ReqBody>,
         meta: &ForwardMeta<'_>,
     ) -> Response<Body> {
-        let grpc = l402_tower::is_grpc(req.headers());
+        let grpc = meta.grpc;
         let upgrade = is_upgrade(&req);
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
         let original_host = match req.uri().authority() {
@@ -352,6 +352,8 @@ pub(crate) struct ForwardMeta<'a> {
     pub(crate) peer: std::net::IpAddr,
     pub(crate) tls: bool,
     pub(crate) token: Option<&'a VerifiedToken>,
+    /// The request is gRPC.
+    pub(crate) grpc: bool,
 }
 
 impl ForwardMeta<'_> {
@@ -700,6 +702,7 @@ mod tests {
             peer: peer.parse().unwrap(),
             tls,
             token: None,
+            grpc: false,
         }
     }
 
