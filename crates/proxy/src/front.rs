@@ -26,6 +26,7 @@ use http::header::{self, HeaderMap};
 use http::{Method, Request, Response, StatusCode};
 use http_body::Body as _;
 use http_body_util::BodyExt;
+use tokio::io::Interest;
 use tokio::net::TcpStream;
 
 use crate::h1;
@@ -53,6 +54,14 @@ pub(crate) async fn serve(stream: &TcpStream, peer: SocketAddr, shared: &Arc<Sha
     let mut buf = BytesMut::with_capacity(READ_SIZE);
     match stream.try_read_buf(&mut buf) {
         Ok(0) => return Next::Close,
+        Ok(n) if n < READ_SIZE => {
+            // The socket had nothing more: its readiness is cleared here, so that waiting for
+            // the next request does not begin with a read that finds nothing (a readiness event
+            // newer than this read is kept).
+            let _ = stream.try_io(Interest::READABLE, || {
+                Err::<(), _>(io::ErrorKind::WouldBlock.into())
+            });
+        }
         Ok(_) => {}
         // Readiness that was stale: wait again.
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Next::Again,
