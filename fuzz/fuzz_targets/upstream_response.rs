@@ -2,7 +2,9 @@
 //! its own): arbitrary bytes as an upstream's answer, fed whole and in pieces of every size
 //! the first byte picks. Neither may panic, and both must read the same head, body, trailers
 //! and error — a decoder that depends on how the socket split the bytes would let an upstream
-//! smuggle a response past the proxy.
+//! smuggle a response past the proxy. The head's fields read as lines (what the proxy's own
+//! HTTP/1.1 lane writes out) must be the header map's, less the hop-by-hop fields (this
+//! target's own list, and whatever `Connection` names), with the same length and `Date`.
 #![no_main]
 
 use bytes::BytesMut;
@@ -15,7 +17,7 @@ mod h1;
 use h1::{Chunk, ChunkedDecoder, Framing};
 
 /// What one reading of the bytes found.
-#[derive(Debug, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 struct Reading {
     head: Option<(u16, Vec<(String, Vec<u8>)>, Framing, bool)>,
     body: Vec<u8>,
@@ -31,7 +33,61 @@ fn fields(map: &http::HeaderMap) -> Vec<(String, Vec<u8>)> {
         .collect()
 }
 
-fn read(data: &[u8], step: usize, head_request: bool) -> Reading {
+/// The fields a proxy passes on.
+fn passed_on(fields: &[(String, Vec<u8>)]) -> Vec<(String, Vec<u8>)> {
+    const HOP: [&str; 8] = [
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "transfer-encoding",
+    ];
+    let named: Vec<Vec<u8>> = fields
+        .iter()
+        .filter(|(k, _)| k == "connection")
+        .flat_map(|(_, v)| v.split(|&b| b == b','))
+        .map(|t| t.trim_ascii().to_ascii_lowercase())
+        .collect();
+    fields
+        .iter()
+        .filter(|(k, _)| !HOP.contains(&k.as_str()) && !named.contains(&k.as_bytes().to_vec()))
+        .cloned()
+        .collect()
+}
+
+/// Fields by name, each name's values in order (the order across different names carries no
+/// meaning, and a header map's changes when a field is removed).
+fn by_name(mut fields: Vec<(String, Vec<u8>)>) -> Vec<(String, Vec<u8>)> {
+    fields.sort_by(|a, b| a.0.cmp(&b.0));
+    fields
+}
+
+/// Raw fields back as (lower-case name, value) pairs, checking what comes with them.
+fn lines_of(raw: &h1::RawFields) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut rest = &raw.lines[..];
+    while !rest.is_empty() {
+        let end = rest.windows(2).position(|w| w == b"\r\n").expect("CRLF");
+        let line = &rest[..end];
+        let colon = line.iter().position(|&b| b == b':').expect("colon");
+        assert_eq!(line.get(colon + 1), Some(&b' '));
+        let name = std::str::from_utf8(&line[..colon]).unwrap().to_ascii_lowercase();
+        out.push((name, line[colon + 2..].to_vec()));
+        rest = &rest[end + 2..];
+    }
+    if let Some(n) = raw.content_length {
+        let stated = out.iter().find(|(k, _)| k == "content-length").expect("stated");
+        let first = stated.1.split(|&b| b == b',').next().unwrap().trim_ascii();
+        assert_eq!(std::str::from_utf8(first).unwrap().parse::<u64>().unwrap(), n);
+    }
+    assert_eq!(raw.date, out.iter().any(|(k, _)| k == "date"));
+    out
+}
+
+fn read(data: &[u8], step: usize, head_request: bool, raw: bool) -> Reading {
     let mut r = Reading {
         head: None,
         body: Vec::new(),
@@ -52,7 +108,7 @@ fn read(data: &[u8], step: usize, head_request: bool) -> Reading {
     };
     let mut informational = 0;
     let head = loop {
-        match h1::parse_head(&mut buf, head_request, &mut informational) {
+        match h1::parse_head(&mut buf, head_request, &mut informational, raw) {
             Ok(Some(h)) => break h,
             Ok(None) if feed(&mut buf) => {}
             Ok(None) => return r,
@@ -64,12 +120,14 @@ fn read(data: &[u8], step: usize, head_request: bool) -> Reading {
     };
     assert!(!head.status.is_informational());
     assert!(!(head.reusable && head.framing == Framing::Close));
-    r.head = Some((
-        head.status.as_u16(),
-        fields(&head.headers),
-        head.framing,
-        head.reusable,
-    ));
+    let head_fields = match &head.raw {
+        Some(lines) => {
+            assert!(head.headers.is_empty());
+            by_name(lines_of(lines))
+        }
+        None => fields(&head.headers),
+    };
+    r.head = Some((head.status.as_u16(), head_fields, head.framing, head.reusable));
     match head.framing {
         Framing::Empty => r.ended = Some(buf.len() + data.len() - fed),
         Framing::Length(n) => {
@@ -121,8 +179,14 @@ fuzz_target!(|data: &[u8]| {
     };
     let head_request = flags & 1 != 0;
     let step = 1 + usize::from(flags >> 1);
-    let whole = read(data, data.len().max(1), head_request);
-    let pieces = read(data, step, head_request);
+    let whole = read(data, data.len().max(1), head_request, false);
+    let pieces = read(data, step, head_request, false);
+    // The same head read as lines: the same answer, with the fields a proxy passes on.
+    let mut expected = whole.clone();
+    if let Some(head) = &mut expected.head {
+        head.1 = by_name(passed_on(&head.1));
+    }
+    assert_eq!(expected, read(data, data.len().max(1), head_request, true));
     // Past the size limits, where a limit is noticed depends on the pieces (the whole input
     // may show a malformed byte beyond it); below them the readings must agree.
     if data.len() <= h1::MAX_CHUNK_LINE {

@@ -12,7 +12,8 @@
 //!
 //! Responses are framed as hyper frames them: the `Content-Length` the response carries or its
 //! body's exact size, else chunked (trailers kept); none for `HEAD`, 1xx, 204 and 304. A `Date`
-//! is added when the response has none, and `Connection: close` when the client asked to close.
+//! is added when the response has none, and `Connection: close` when the client asked to close
+//! or the proxy is shutting down.
 
 use std::cell::RefCell;
 use std::io;
@@ -22,12 +23,13 @@ use std::task::Poll;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
-use http::header::{self, HeaderMap};
+use http::header;
 use http::{Method, Request, Response, StatusCode};
 use http_body::Body as _;
 use http_body_util::BodyExt;
 use tokio::io::Interest;
 use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
 
 use crate::h1;
 use crate::handler::{Shared, handle};
@@ -43,14 +45,21 @@ const WRITE_BATCH: usize = 64 * 1024;
 pub(crate) enum Next {
     /// A request was served (or nothing had arrived after all): wait for the next one.
     Again,
-    /// The connection is done: the client closed it, asked to, or a write failed.
+    /// The connection is done: the client closed it or asked to, the proxy is shutting down,
+    /// or a write failed.
     Close,
     /// Hyper serves the connection from here, starting with these bytes already read.
     Hyper(Bytes),
 }
 
-/// Reads what a readable connection sent and serves it if it is one plain request.
-pub(crate) async fn serve(stream: &TcpStream, peer: SocketAddr, shared: &Arc<Shared>) -> Next {
+/// Reads what a readable connection sent and serves it if it is one plain request. Once
+/// `shutdown` is cancelled, the response says `Connection: close` and the connection ends.
+pub(crate) async fn serve(
+    stream: &TcpStream,
+    peer: SocketAddr,
+    shared: &Arc<Shared>,
+    shutdown: &CancellationToken,
+) -> Next {
     let mut buf = BytesMut::with_capacity(READ_SIZE);
     match stream.try_read_buf(&mut buf) {
         Ok(0) => return Next::Close,
@@ -76,8 +85,9 @@ pub(crate) async fn serve(stream: &TcpStream, peer: SocketAddr, shared: &Arc<Sha
     };
     let head_request = plain.parts.method == Method::HEAD;
     let request = Request::from_parts(plain.parts, ReqBody::Empty);
-    let response = handle(shared.clone(), request, peer.ip(), false).await;
-    match write_response(stream, response, head_request, plain.close).await {
+    let response = handle(shared.clone(), request, peer.ip(), false, true).await;
+    let close = plain.close || shutdown.is_cancelled();
+    match write_response(stream, response, head_request, close).await {
         Ok(true) => Next::Again,
         Ok(false) => Next::Close,
         Err(e) => {
@@ -100,7 +110,8 @@ enum Framing {
 }
 
 /// The framing hyper would choose for this response.
-fn framing(head_request: bool, status: StatusCode, headers: &HeaderMap, body: &Body) -> Framing {
+fn framing(head_request: bool, parts: &http::response::Parts, body: &Body) -> Framing {
+    let status = parts.status;
     if head_request
         || status.is_informational()
         || status == StatusCode::NO_CONTENT
@@ -108,7 +119,14 @@ fn framing(head_request: bool, status: StatusCode, headers: &HeaderMap, body: &B
     {
         return Framing::None;
     }
-    let mut lengths = headers.get_all(header::CONTENT_LENGTH).iter();
+    if let Some(n) = parts
+        .extensions
+        .get::<h1::RawFields>()
+        .and_then(|raw| raw.content_length)
+    {
+        return Framing::Length(n, true);
+    }
+    let mut lengths = parts.headers.get_all(header::CONTENT_LENGTH).iter();
     if let (Some(v), None) = (lengths.next(), lengths.next())
         && let Some(n) = std::str::from_utf8(v.as_bytes())
             .ok()
@@ -151,6 +169,11 @@ fn encode_head(parts: &http::response::Parts, framing: Framing, close: bool, out
         out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
+    // An upstream's fields as it sent them (the hop-by-hop ones already left out).
+    let raw = parts.extensions.get::<h1::RawFields>();
+    if let Some(raw) = raw {
+        out.extend_from_slice(&raw.lines);
+    }
     match framing {
         Framing::Length(n, false) => {
             out.extend_from_slice(b"content-length: ");
@@ -160,7 +183,7 @@ fn encode_head(parts: &http::response::Parts, framing: Framing, close: bool, out
         Framing::Chunked => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
         Framing::Length(_, true) | Framing::None => {}
     }
-    if !parts.headers.contains_key(header::DATE) {
+    if !parts.headers.contains_key(header::DATE) && !raw.is_some_and(|r| r.date) {
         out.extend_from_slice(b"date: ");
         with_date(|d| out.extend_from_slice(d));
         out.extend_from_slice(b"\r\n");
@@ -209,13 +232,15 @@ async fn write_response(
     close: bool,
 ) -> io::Result<bool> {
     let (parts, mut body) = response.into_parts();
-    let framing = framing(head_request, parts.status, &parts.headers, &body);
+    let framing = framing(head_request, &parts, &body);
+    let raw = parts.extensions.get::<h1::RawFields>();
     // Room for the head and a small body, so that one write usually carries both.
     let fields: usize = parts
         .headers
         .iter()
         .map(|(k, v)| k.as_str().len() + v.len() + 4)
-        .sum();
+        .sum::<usize>()
+        + raw.map_or(0, |r| r.lines.len());
     let body_room = match framing {
         Framing::Length(n, _) => usize::try_from(n).unwrap_or(WRITE_BATCH).min(WRITE_BATCH),
         Framing::Chunked => 1024,
@@ -341,7 +366,7 @@ mod tests {
 
     fn head_of(response: Response<Body>, head_request: bool, close: bool) -> String {
         let (parts, body) = response.into_parts();
-        let framing = framing(head_request, parts.status, &parts.headers, &body);
+        let framing = framing(head_request, &parts, &body);
         let mut out = Vec::new();
         encode_head(&parts, framing, close, &mut out);
         String::from_utf8(out).unwrap()
@@ -406,6 +431,28 @@ mod tests {
                 "{h}"
             );
         }
+        // An upstream's fields as lines: written as they are, their length and Date kept.
+        let mut r = response(200, &[], streamed());
+        r.extensions_mut().insert(h1::RawFields {
+            lines: Bytes::from_static(b"Content-Length: 1\r\nDate: y\r\nX-Up: 1\r\n"),
+            content_length: Some(1),
+            date: true,
+        });
+        assert_eq!(
+            head_of(r, false, false),
+            "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nDate: y\r\nX-Up: 1\r\n\r\n"
+        );
+        let mut r = response(200, &[], streamed());
+        r.extensions_mut().insert(h1::RawFields {
+            lines: Bytes::from_static(b"X-Up: 1\r\n"),
+            content_length: None,
+            date: false,
+        });
+        let h = head_of(r, false, false);
+        assert!(
+            h.starts_with("HTTP/1.1 200 OK\r\nX-Up: 1\r\ntransfer-encoding: chunked\r\ndate: "),
+            "{h}"
+        );
         let mut r = response(299, &[("date", "x")], full(""));
         r.extensions_mut()
             .insert(hyper::ext::ReasonPhrase::from_static(b"Fine"));

@@ -13,7 +13,7 @@ use std::mem::MaybeUninit;
 
 use bytes::{Buf, Bytes, BytesMut};
 use http::header;
-use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
+use http::header::CONTENT_LENGTH;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, Uri, Version};
 
 /// The largest response head (status line and header fields) accepted.
@@ -195,8 +195,10 @@ pub(crate) struct Head {
     /// HTTP/1.0 or HTTP/1.1.
     pub(crate) version: Version,
     /// The header fields as sent (values share the head's bytes), except a `Content-Length`
-    /// that a `Transfer-Encoding` overrides.
+    /// that a `Transfer-Encoding` overrides. Empty when they were asked for as [`RawFields`].
     pub(crate) headers: HeaderMap,
+    /// The header fields as lines, when asked for (see [`parse_head`]).
+    pub(crate) raw: Option<RawFields>,
     /// How the body that follows is delimited.
     pub(crate) framing: Framing,
     /// Whether the connection can carry another request once this body has been read.
@@ -206,8 +208,38 @@ pub(crate) struct Head {
     pub(crate) reason: Option<Bytes>,
 }
 
+/// A response's header section as the upstream sent it, for a caller that writes it out again
+/// itself: no header map is built.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RawFields {
+    /// `name: value\r\n` for every field but the hop-by-hop ones ([`HOP_BY_HOP`] and those the
+    /// `Connection` header names) and a `Content-Length` that a `Transfer-Encoding` overrides,
+    /// in the order sent.
+    pub(crate) lines: Bytes,
+    /// The body's length, when a kept `Content-Length` states it (not for a response without a
+    /// body, whose `Content-Length` describes another).
+    pub(crate) content_length: Option<u64>,
+    /// A `Date` is among them.
+    pub(crate) date: bool,
+}
+
+/// Hop-by-hop fields, which a proxy does not pass on (RFC 9110 §7.6.1, and the unofficial
+/// `Keep-Alive` and `Proxy-Connection`), in lower case.
+pub(crate) const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+];
+
 /// Parses the final response head at the start of `buf`, skipping informational (1xx) heads
-/// before it (`informational` counts them across calls, up to [`MAX_INFORMATIONAL`]).
+/// before it (`informational` counts them across calls, up to [`MAX_INFORMATIONAL`]). With
+/// `raw`, the final head's fields come as [`RawFields`] (hop-by-hop ones left out) instead of a
+/// header map.
 /// `Ok(None)`: the head is not complete yet (what was consumed stays consumed: the skipped 1xx
 /// heads). On success the head's bytes have been taken off `buf`; what follows is
 /// the body. `head_request`: the request's method was `HEAD` (no body follows, whatever the
@@ -216,9 +248,10 @@ pub(crate) fn parse_head(
     buf: &mut BytesMut,
     head_request: bool,
     informational: &mut u8,
+    raw: bool,
 ) -> Result<Option<Head>, ProtocolError> {
     loop {
-        let Some(head) = parse_one(buf, head_request)? else {
+        let Some(head) = parse_one(buf, head_request, raw)? else {
             return Ok(None);
         };
         match head.status.as_u16() {
@@ -232,7 +265,11 @@ pub(crate) fn parse_head(
     }
 }
 
-fn parse_one(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>, ProtocolError> {
+fn parse_one(
+    buf: &mut BytesMut,
+    head_request: bool,
+    raw: bool,
+) -> Result<Option<Head>, ProtocolError> {
     // Uninitialised slots: httparse writes only those it fills (zeroing 100 of them would cost
     // more than parsing a small head).
     let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
@@ -262,6 +299,70 @@ fn parse_one(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>, Pro
         .code
         .and_then(|c| StatusCode::from_u16(c).ok())
         .ok_or(ProtocolError::BadHead("status code"))?;
+    let fields: &[httparse::Header<'_>] = response.headers;
+    let values = |name: &'static str| {
+        fields
+            .iter()
+            .filter(move |f| f.name.eq_ignore_ascii_case(name))
+            .map(|f| f.value)
+    };
+    let mut reusable = version == Version::HTTP_11 && !lists(values("connection"), b"close");
+    // A Content-Length that a Transfer-Encoding overrides is dropped.
+    let mut drop_length = false;
+    let no_body = head_request
+        || status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED;
+    let framing = if no_body {
+        Framing::Empty
+    } else if values("transfer-encoding").next().is_some() {
+        if version == Version::HTTP_10 {
+            return Err(ProtocolError::TransferEncodingInHttp10);
+        }
+        // RFC 9112 §6.3: the transfer coding decides; a Content-Length beside it is dropped and
+        // the connection not used again. A final coding other than chunked runs to the close.
+        if values("content-length").next().is_some() {
+            drop_length = true;
+            reusable = false;
+        }
+        if last_coding_is_chunked(values("transfer-encoding")) {
+            Framing::Chunked
+        } else {
+            reusable = false;
+            Framing::Close
+        }
+    } else if values("content-length").next().is_some() {
+        match content_length(values("content-length"))? {
+            0 => Framing::Empty,
+            n => Framing::Length(n),
+        }
+    } else {
+        reusable = false;
+        Framing::Close
+    };
+    let reason = response
+        .reason
+        .filter(|r| !r.is_empty() && Some(*r) != status.canonical_reason());
+    if raw {
+        // The length the body has, when a kept Content-Length states it.
+        let content_length = match framing {
+            Framing::Length(n) => Some(n),
+            Framing::Empty if values("content-length").next().is_some() && !no_body => Some(0),
+            _ => None,
+        };
+        let raw = raw_fields(fields, drop_length, content_length);
+        let reason = reason.map(|r| Bytes::copy_from_slice(r.as_bytes()));
+        buf.advance(len);
+        return Ok(Some(Head {
+            status,
+            version,
+            headers: HeaderMap::new(),
+            raw: Some(raw),
+            framing,
+            reusable,
+            reason,
+        }));
+    }
     // Where each name and value lies in the head (under MAX_HEAD, so u32), then the head is
     // split off and every value shares it.
     // An empty slice from httparse need not point into the buffer: it gets an empty span.
@@ -272,13 +373,10 @@ fn parse_one(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>, Pro
         let start = part.as_ptr() as usize - buf.as_ptr() as usize;
         start..start + part.len()
     };
-    let reason = response
-        .reason
-        .filter(|r| !r.is_empty() && Some(*r) != status.canonical_reason())
-        .map(|r| within(r.as_bytes()));
+    let reason = reason.map(|r| within(r.as_bytes()));
     let mut spans = [[0u32; 4]; MAX_HEADERS];
-    let fields = response.headers.len();
-    for (span, field) in spans.iter_mut().zip(response.headers.iter()) {
+    let count = fields.len();
+    for (span, field) in spans.iter_mut().zip(fields.iter()) {
         let (name, value) = (within(field.name.as_bytes()), within(field.value));
         *span = [
             name.start as u32,
@@ -289,8 +387,8 @@ fn parse_one(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>, Pro
     }
     let head = buf.split_to(len).freeze();
     let reason = reason.map(|r| head.slice(r));
-    let mut headers = HeaderMap::with_capacity(fields);
-    for &[name_start, name_end, value_start, value_end] in &spans[..fields] {
+    let mut headers = HeaderMap::with_capacity(count);
+    for &[name_start, name_end, value_start, value_end] in &spans[..count] {
         let name = HeaderName::from_bytes(&head[name_start as usize..name_end as usize])
             .map_err(|_| ProtocolError::BadHead("header name"))?;
         let value =
@@ -298,45 +396,59 @@ fn parse_one(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>, Pro
                 .map_err(|_| ProtocolError::BadHead("header value"))?;
         headers.append(name, value);
     }
-    let mut reusable = version == Version::HTTP_11 && !has_token(&headers, &CONNECTION, "close");
-    let framing = if head_request
-        || status.is_informational()
-        || status == StatusCode::NO_CONTENT
-        || status == StatusCode::NOT_MODIFIED
-    {
-        Framing::Empty
-    } else if headers.contains_key(TRANSFER_ENCODING) {
-        if version == Version::HTTP_10 {
-            return Err(ProtocolError::TransferEncodingInHttp10);
-        }
-        // RFC 9112 §6.3: the transfer coding decides; a Content-Length beside it is dropped and
-        // the connection not used again. A final coding other than chunked runs to the close.
-        if headers.remove(CONTENT_LENGTH).is_some() {
-            reusable = false;
-        }
-        if last_coding_is_chunked(&headers) {
-            Framing::Chunked
-        } else {
-            reusable = false;
-            Framing::Close
-        }
-    } else if headers.contains_key(CONTENT_LENGTH) {
-        match content_length(&headers)? {
-            0 => Framing::Empty,
-            n => Framing::Length(n),
-        }
-    } else {
-        reusable = false;
-        Framing::Close
-    };
+    if drop_length {
+        headers.remove(CONTENT_LENGTH);
+    }
     Ok(Some(Head {
         status,
         version,
         headers,
+        raw: None,
         framing,
         reusable,
         reason,
     }))
+}
+
+/// The fields a proxy passes on, as lines (see [`RawFields`]). httparse has checked every name
+/// and value against the same byte sets the `http` crate accepts.
+fn raw_fields(
+    fields: &[httparse::Header<'_>],
+    drop_length: bool,
+    content_length: Option<u64>,
+) -> RawFields {
+    let named = |name: &str| {
+        fields
+            .iter()
+            .filter(|f| f.name.eq_ignore_ascii_case("connection"))
+            .flat_map(|f| f.value.split(|&b| b == b','))
+            .any(|t| t.trim_ascii().eq_ignore_ascii_case(name.as_bytes()))
+    };
+    let size: usize = fields
+        .iter()
+        .map(|f| f.name.len() + f.value.len() + 4)
+        .sum();
+    let mut lines = Vec::with_capacity(size);
+    let mut date = false;
+    for f in fields {
+        let name = f.name;
+        if HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h))
+            || (drop_length && name.eq_ignore_ascii_case("content-length"))
+            || named(name)
+        {
+            continue;
+        }
+        date |= name.eq_ignore_ascii_case("date");
+        lines.extend_from_slice(name.as_bytes());
+        lines.extend_from_slice(b": ");
+        lines.extend_from_slice(f.value);
+        lines.extend_from_slice(b"\r\n");
+    }
+    RawFields {
+        lines: lines.into(),
+        content_length,
+        date,
+    }
 }
 
 fn parse_error(e: httparse::Error) -> &'static str {
@@ -351,29 +463,25 @@ fn parse_error(e: httparse::Error) -> &'static str {
     }
 }
 
-/// Whether a comma-separated header (every field of that name) lists `token`.
-fn has_token(headers: &HeaderMap, name: &HeaderName, token: &str) -> bool {
-    headers
-        .get_all(name)
-        .iter()
-        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
-        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
+/// Whether the values of a comma-separated header list `token`.
+fn lists<'a>(values: impl Iterator<Item = &'a [u8]>, token: &[u8]) -> bool {
+    values
+        .flat_map(|v| v.split(|&b| b == b','))
+        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
 }
 
-fn last_coding_is_chunked(headers: &HeaderMap) -> bool {
-    headers
-        .get_all(TRANSFER_ENCODING)
-        .iter()
+fn last_coding_is_chunked<'a>(mut values: impl DoubleEndedIterator<Item = &'a [u8]>) -> bool {
+    values
         .next_back()
-        .and_then(|v| v.as_bytes().rsplit(|&b| b == b',').next())
+        .and_then(|v| v.rsplit(|&b| b == b',').next())
         .is_some_and(|t| t.trim_ascii().eq_ignore_ascii_case(b"chunked"))
 }
 
-/// The one length every `Content-Length` field (and list element) states.
-fn content_length(headers: &HeaderMap) -> Result<u64, ProtocolError> {
+/// The one length every `Content-Length` value (and list element) states.
+fn content_length<'a>(values: impl Iterator<Item = &'a [u8]>) -> Result<u64, ProtocolError> {
     let mut length = None;
-    for value in headers.get_all(CONTENT_LENGTH) {
-        for part in value.as_bytes().split(|&b| b == b',') {
+    for value in values {
+        for part in value.split(|&b| b == b',') {
             let n = decimal(part.trim_ascii()).ok_or(ProtocolError::BadContentLength)?;
             if length.is_some_and(|l| l != n) {
                 return Err(ProtocolError::BadContentLength);
@@ -579,7 +687,7 @@ mod tests {
 
     fn head(bytes: &[u8], head_request: bool) -> Result<Option<(Head, BytesMut)>, ProtocolError> {
         let mut buf = BytesMut::from(bytes);
-        Ok(parse_head(&mut buf, head_request, &mut 0)?.map(|h| (h, buf)))
+        Ok(parse_head(&mut buf, head_request, &mut 0, false)?.map(|h| (h, buf)))
     }
 
     #[test]
@@ -706,7 +814,11 @@ mod tests {
         assert!(!h.headers.contains_key("link"));
         // Only a 1xx so far: consumed, and the final head is awaited.
         let mut buf = BytesMut::from(&b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 2"[..]);
-        assert!(parse_head(&mut buf, false, &mut 0).unwrap().is_none());
+        assert!(
+            parse_head(&mut buf, false, &mut 0, false)
+                .unwrap()
+                .is_none()
+        );
         assert_eq!(&buf[..], b"HTTP/1.1 2");
         assert_eq!(
             head(b"HTTP/1.1 101 Switching Protocols\r\n\r\n", false).unwrap_err(),
@@ -716,11 +828,15 @@ mod tests {
         let mut seen = 0;
         for _ in 0..MAX_INFORMATIONAL {
             let mut buf = BytesMut::from(&b"HTTP/1.1 100 Continue\r\n\r\n"[..]);
-            assert!(parse_head(&mut buf, false, &mut seen).unwrap().is_none());
+            assert!(
+                parse_head(&mut buf, false, &mut seen, false)
+                    .unwrap()
+                    .is_none()
+            );
         }
         let mut buf = BytesMut::from(&b"HTTP/1.1 100 Continue\r\n\r\n"[..]);
         assert_eq!(
-            parse_head(&mut buf, false, &mut seen).unwrap_err(),
+            parse_head(&mut buf, false, &mut seen, false).unwrap_err(),
             ProtocolError::TooManyInformational
         );
     }
@@ -800,6 +916,69 @@ mod tests {
             assert_eq!(d.decode(&mut buf), Ok(None));
             assert!(matches!(d.state, State::Data(_)));
         }
+    }
+}
+
+#[cfg(test)]
+mod raw_tests {
+    use super::*;
+
+    fn read(head: &str, head_request: bool) -> Head {
+        let mut buf = BytesMut::from(head.as_bytes());
+        let h = parse_head(&mut buf, head_request, &mut 0, true)
+            .unwrap()
+            .unwrap();
+        assert!(h.headers.is_empty());
+        h
+    }
+
+    #[test]
+    fn raw_fields_leave_out_what_a_proxy_does_not_pass_on() {
+        let h = read(
+            "HTTP/1.1 200 OK\r\nConnection: keep-alive, X-Secret\r\nX-Secret: 1\r\n\
+             Keep-Alive: timeout=5\r\nContent-Type: text/plain\r\nDate: Mon\r\n\
+             x-secret: 2\r\nContent-Length: 3\r\nX-Kept: a: b\r\n\r\nabc",
+            false,
+        );
+        let fields = h.raw.unwrap();
+        assert_eq!(
+            &fields.lines[..],
+            b"Content-Type: text/plain\r\nDate: Mon\r\nContent-Length: 3\r\nX-Kept: a: b\r\n"
+        );
+        assert_eq!((fields.content_length, fields.date), (Some(3), true));
+        assert_eq!(h.framing, Framing::Length(3));
+        // A Content-Length beside a Transfer-Encoding goes (and so does the coding itself).
+        let h = read(
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 9\r\n\
+             Trailer: x\r\nTE: trailers\r\nX-A: 1\r\n\r\n",
+            false,
+        );
+        let fields = h.raw.unwrap();
+        assert_eq!(&fields.lines[..], b"X-A: 1\r\n");
+        assert_eq!((fields.content_length, fields.date), (None, false));
+        assert_eq!((h.framing, h.reusable), (Framing::Chunked, false));
+        // A HEAD response keeps the length of what a GET would get.
+        let h = read("HTTP/1.1 200 OK\r\nContent-Length: 70\r\n\r\n", true);
+        assert_eq!(h.framing, Framing::Empty);
+        let fields = h.raw.unwrap();
+        assert_eq!(&fields.lines[..], b"Content-Length: 70\r\n");
+        assert_eq!(fields.content_length, None, "no body follows");
+        let h = read("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", false);
+        assert_eq!(h.raw.unwrap().content_length, Some(0));
+        // A 1xx head's fields are not checked as a final head's are.
+        let mut buf = BytesMut::from(
+            &b"HTTP/1.1 103 Early\r\nContent-Length: x\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n"[..],
+        );
+        let h = parse_head(&mut buf, false, &mut 0, true).unwrap().unwrap();
+        assert_eq!(h.status, StatusCode::NO_CONTENT);
+        // A non-canonical reason phrase comes along; errors are those of the map reading.
+        let h = read("HTTP/1.1 299 Fine\r\ncontent-length: 0\r\n\r\n", false);
+        assert_eq!(h.reason.as_deref(), Some(&b"Fine"[..]));
+        let mut buf = BytesMut::from(&b"HTTP/1.1 200 OK\r\ncontent-length: x\r\n\r\n"[..]);
+        assert_eq!(
+            parse_head(&mut buf, false, &mut 0, true).unwrap_err(),
+            ProtocolError::BadContentLength
+        );
     }
 }
 

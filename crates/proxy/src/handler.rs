@@ -167,12 +167,13 @@ fn forwarded_outcome(status: http::StatusCode) -> Outcome {
     }
 }
 
-/// Handles one request.
+/// Handles one request (`raw_fields`: see [`ConnInfo::raw_fields`]).
 pub(crate) async fn handle(
     shared: Arc<Shared>,
     mut req: Request<ReqBody>,
     peer: IpAddr,
     tls: bool,
+    raw_fields: bool,
 ) -> Response<Body> {
     let started = Instant::now();
     let table = shared.table.load_full();
@@ -224,6 +225,7 @@ pub(crate) async fn handle(
         tls,
         peer,
         client: ip,
+        raw_fields,
     };
     let token = match route.admit(path, net, !has_credential(req.headers())) {
         // Free: straight to the forwarder, no L402 decision.

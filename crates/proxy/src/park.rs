@@ -300,7 +300,8 @@ pub(crate) async fn serve(
             let park = parkable.then(|| state.clone());
             let shared = shared.clone();
             async move {
-                let response = handle(shared, req.map(ReqBody::Hyper), peer.ip(), false).await;
+                let req = req.map(ReqBody::Hyper);
+                let response = handle(shared, req, peer.ip(), false, false).await;
                 Ok::<_, std::convert::Infallible>(
                     response.map(|inner| Tracked { inner, state: park }),
                 )
@@ -329,7 +330,7 @@ pub(crate) async fn serve(
         }
         // A plain request is served by the proxy's own lane; anything else by hyper, from the
         // bytes that lane read.
-        let read = match front::serve(&stream, peer, &shared).await {
+        let read = match front::serve(&stream, peer, &shared, &shutdown).await {
             front::Next::Again => continue,
             front::Next::Close => return,
             front::Next::Hyper(read) => read,

@@ -354,16 +354,18 @@ impl H1Pool {
 
     /// Sends `req` (origin-form target, `Host` set) on a pooled or new connection. The
     /// response's body hands the connection back when it has been read to its end; `upgrade`
-    /// requests keep theirs.
+    /// requests keep theirs. With `raw`, a response read on the direct lane carries its fields
+    /// as an [`h1::RawFields`] extension (hop-by-hop ones left out) and an empty header map.
     pub(crate) async fn send(
         &self,
         mut req: Request<ReqBody>,
         upgrade: bool,
         added: Added<'_>,
         deadline: tokio::time::Instant,
+        raw: bool,
     ) -> Result<Response<PooledBody>, PoolError> {
         if !upgrade && req.body().is_end_stream() && req.method() != Method::CONNECT {
-            return self.send_direct(req, &added, deadline).await;
+            return self.send_direct(req, &added, deadline, raw).await;
         }
         added.insert_into(req.headers_mut());
         // Boxed: the direct lane's future need not carry this one's state.
@@ -407,6 +409,7 @@ impl H1Pool {
         req: Request<ReqBody>,
         added: &Added<'_>,
         deadline: tokio::time::Instant,
+        raw: bool,
     ) -> Result<Response<PooledBody>, PoolError> {
         let (parts, _empty) = req.into_parts();
         let head_request = parts.method == Method::HEAD;
@@ -428,7 +431,7 @@ impl H1Pool {
                 head = std::mem::take(&mut conn.write);
                 encode_request_head(&parts, added, &mut head);
             }
-            match exchange(&mut conn, &head, head_request, deadline).await {
+            match exchange(&mut conn, &head, head_request, deadline, raw).await {
                 // An upstream timing out a connection just as it was reused answers 408 and
                 // closes it; it did not act on the request, so an idempotent one goes again.
                 Ok(h) if h.status == http::StatusCode::REQUEST_TIMEOUT && reused && replayable => {
@@ -452,6 +455,9 @@ impl H1Pool {
                     *resp.status_mut() = h.status;
                     *resp.version_mut() = h.version;
                     *resp.headers_mut() = h.headers;
+                    if let Some(raw) = h.raw {
+                        resp.extensions_mut().insert(raw);
+                    }
                     // A reason phrase of the upstream's own goes on (hyper's client keeps it
                     // the same way).
                     if let Some(reason) = h.reason
@@ -523,6 +529,7 @@ async fn exchange(
     head: &[u8],
     head_request: bool,
     deadline: tokio::time::Instant,
+    raw: bool,
 ) -> Result<h1::Head, Exchange> {
     conn.timer.as_mut().reset(deadline);
     let mut written = 0;
@@ -555,7 +562,7 @@ async fn exchange(
     loop {
         if !conn.read.is_empty() {
             received = true;
-            match h1::parse_head(&mut conn.read, head_request, &mut informational) {
+            match h1::parse_head(&mut conn.read, head_request, &mut informational, raw) {
                 Ok(Some(h)) => return Ok(h),
                 Ok(None) => {}
                 Err(e) => return Err(Exchange::Failed(PoolError::Protocol(e))),
@@ -912,6 +919,7 @@ mod tests {
                                     false,
                                     Added::default(),
                                     tokio::time::Instant::now() + Duration::from_secs(5),
+                                    false,
                                 )
                                 .await
                             {
@@ -1234,7 +1242,9 @@ mod tests {
         };
         let soon = tokio::time::Instant::now() + Duration::from_millis(50);
         let started = std::time::Instant::now();
-        let late = pool.send(request(), false, Added::default(), soon).await;
+        let late = pool
+            .send(request(), false, Added::default(), soon, false)
+            .await;
         assert!(matches!(late, Err(PoolError::TimedOut)), "{:?}", late.err());
         assert!(
             started.elapsed() < Duration::from_millis(290),
@@ -1243,7 +1253,7 @@ mod tests {
         // The next request does not get the late answer: it goes on a connection of its own.
         let later = tokio::time::Instant::now() + Duration::from_secs(5);
         let r = pool
-            .send(request(), false, Added::default(), later)
+            .send(request(), false, Added::default(), later, false)
             .await
             .unwrap();
         assert_eq!(r.into_body().collect().await.unwrap().to_bytes(), "late");

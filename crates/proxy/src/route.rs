@@ -36,6 +36,9 @@ pub(crate) struct ConnInfo {
     pub(crate) peer: std::net::IpAddr,
     /// The client: the peer, unless a trusted proxy named another (see [`crate::client_ip`]).
     pub(crate) client: std::net::IpAddr,
+    /// The response goes to the proxy's own HTTP/1.1 lane, which takes an upstream's header
+    /// fields as lines (see [`crate::h1::RawFields`]).
+    pub(crate) raw_fields: bool,
 }
 
 /// What a request goes to once admitted: applies per-token limits and forwards.
@@ -77,6 +80,7 @@ impl Forwarder {
             tls: conn.tls,
             token,
             grpc,
+            raw_fields: conn.raw_fields,
         };
         target.upstream.forward(req, &meta).await
     }

@@ -267,7 +267,7 @@ impl Upstream {
                 }
                 // The pool keeps the deadline itself (a timer per connection, not per request).
                 let deadline = tokio::time::Instant::now() + self.timeout;
-                match p.send(req, upgrade, added, deadline).await {
+                match p.send(req, upgrade, added, deadline, meta.raw_fields).await {
                     Ok(resp) => Ok(resp.map(|b| b.boxed_unsync())),
                     Err(crate::pool::PoolError::TimedOut) => Err(None),
                     Err(e) => Err(Some(BoxError::from(e))),
@@ -354,6 +354,8 @@ pub(crate) struct ForwardMeta<'a> {
     pub(crate) token: Option<&'a VerifiedToken>,
     /// The request is gRPC.
     pub(crate) grpc: bool,
+    /// See [`crate::route::ConnInfo::raw_fields`].
+    pub(crate) raw_fields: bool,
 }
 
 impl ForwardMeta<'_> {
@@ -445,9 +447,8 @@ fn strip_found_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
         let named: Vec<HeaderName> = headers
             .get_all(header::CONNECTION)
             .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+            .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+            .filter_map(|t| HeaderName::from_bytes(t.trim_ascii()).ok())
             .filter(|n| !(upgrade && n == header::UPGRADE))
             .collect();
         for n in named {
@@ -703,7 +704,15 @@ mod tests {
             tls,
             token: None,
             grpc: false,
+            raw_fields: false,
         }
+    }
+
+    #[test]
+    fn one_list_of_hop_by_hop_fields() {
+        let ours = HOP_BY_HOP;
+        let names: Vec<&str> = ours.iter().map(|n| n.as_str()).collect();
+        assert_eq!(names, crate::h1::HOP_BY_HOP);
     }
 
     #[test]
