@@ -5,8 +5,13 @@
 //! idle client, 240 MiB for 10 000. A plaintext HTTP/1 connection served here instead *parks*
 //! between requests: once a response has been written in full and the client has nothing more
 //! in flight, the hyper connection is ended (the socket stays open) and the task waits for the
-//! next byte with nothing but the socket; the next request starts a fresh hyper connection on
-//! the same socket. An idle client then costs its task and its socket, about 3 KiB.
+//! next byte with nothing but the socket. An idle client then costs its task, its socket and an
+//! idle timer, about 3 KiB.
+//!
+//! What arrives on a waiting socket goes first to the proxy's own HTTP/1.1 lane
+//! ([`crate::front`]), which serves a plain request without any hyper state and leaves the
+//! connection waiting again; only what that lane does not take starts a fresh hyper connection
+//! on the same socket, with the bytes already read.
 //!
 //! Parking happens only at a point where hyper holds nothing: the last request had no body and
 //! asked for no upgrade, its response was dropped by hyper and every byte of it handed to the
@@ -330,7 +335,9 @@ pub(crate) async fn serve(
         }
         // A plain request is served by the proxy's own lane; anything else by hyper, from the
         // bytes that lane read.
-        let read = match front::serve(&stream, peer, &shared, &shutdown).await {
+        // Boxed: a waiting connection's task must not carry room for a request in progress.
+        let served = Box::pin(front::serve(&stream, peer, &shared, &shutdown));
+        let read = match served.await {
             front::Next::Again => continue,
             front::Next::Close => return,
             front::Next::Hyper(read) => read,
