@@ -318,26 +318,21 @@ pub(crate) async fn serve(
     let mut idle = Box::pin(tokio::time::sleep(IDLE_TIMEOUT));
     let mut stopping = std::pin::pin!(shutdown.cancelled());
     loop {
-        idle.as_mut()
-            .reset(tokio::time::Instant::now() + IDLE_TIMEOUT);
-        tokio::select! {
-            // Bytes that have arrived are served, even when shutdown has begun (dropping the
-            // socket with them unread would reset the connection under the client's request).
-            biased;
-            r = stream.readable() => {
-                if let Err(e) = r {
-                    tracing::debug!(%peer, error = %e, "connection failed while idle");
-                    return;
-                }
-            }
-            () = idle.as_mut() => return,
-            () = stopping.as_mut() => return,
+        if !wait_for_bytes(&stream, peer, &mut idle, stopping.as_mut()).await {
+            return;
         }
-        // A plain request is served by the proxy's own lane; anything else by hyper, from the
-        // bytes that lane read.
-        // Boxed: a waiting connection's task must not carry room for a request in progress.
-        let served = Box::pin(front::serve(&stream, peer, &shared, &shutdown));
-        let read = match served.await {
+        // Plain requests are served by the proxy's own lane; anything else by hyper, from the
+        // bytes that lane read. The lane runs on the heap (≈ 5 KB), so that a waiting
+        // connection's task is not sized for a request in progress.
+        let lane = plain_lane(
+            &stream,
+            peer,
+            &shared,
+            &shutdown,
+            &mut idle,
+            stopping.as_mut(),
+        );
+        let read = match Box::pin(lane).await {
             front::Next::Again => continue,
             front::Next::Close => return,
             front::Next::Hyper(read) => read,
@@ -363,6 +358,57 @@ pub(crate) async fn serve(
         }
         if !state.parked.load(Ordering::Relaxed) {
             return;
+        }
+    }
+}
+
+/// Waits until `stream` has bytes (or its end) to read: `false` when the connection is to close
+/// instead (it failed, stayed silent for [`IDLE_TIMEOUT`], or shutdown began while it waited).
+async fn wait_for_bytes(
+    stream: &TcpStream,
+    peer: SocketAddr,
+    idle: &mut Pin<Box<tokio::time::Sleep>>,
+    mut stopping: Pin<&mut tokio_util::sync::WaitForCancellationFuture<'_>>,
+) -> bool {
+    idle.as_mut()
+        .reset(tokio::time::Instant::now() + IDLE_TIMEOUT);
+    tokio::select! {
+        // Bytes that have arrived are served, even when shutdown has begun (dropping the
+        // socket with them unread would reset the connection under the client's request).
+        biased;
+        r = stream.readable() => match r {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::debug!(%peer, error = %e, "connection failed while idle");
+                false
+            }
+        },
+        () = idle.as_mut() => false,
+        () = stopping.as_mut() => false,
+    }
+}
+
+/// Serves plain requests with the proxy's own lane for as long as they come: returns
+/// [`front::Next::Again`] when the connection should wait without the lane's state (many
+/// connections are open: idle ones must hold nothing), or what the lane ended with.
+async fn plain_lane(
+    stream: &TcpStream,
+    peer: SocketAddr,
+    shared: &Arc<Shared>,
+    shutdown: &CancellationToken,
+    idle: &mut Pin<Box<tokio::time::Sleep>>,
+    mut stopping: Pin<&mut tokio_util::sync::WaitForCancellationFuture<'_>>,
+) -> front::Next {
+    loop {
+        match front::serve(stream, peer, shared, shutdown).await {
+            front::Next::Again => {}
+            other => return other,
+        }
+        if OPEN.load(Ordering::Relaxed) > park_above() {
+            return front::Next::Again;
+        }
+        if !wait_for_bytes(stream, peer, idle, stopping.as_mut()).await {
+            return front::Next::Close;
         }
     }
 }
