@@ -35,7 +35,8 @@ fn fields(map: &http::HeaderMap) -> Vec<(String, Vec<u8>)> {
 
 /// The fields a proxy passes on.
 fn passed_on(fields: &[(String, Vec<u8>)]) -> Vec<(String, Vec<u8>)> {
-    const HOP: [&str; 8] = [
+    const HOP: [&str; 9] = [
+        "upgrade",
         "connection",
         "keep-alive",
         "proxy-connection",
@@ -78,6 +79,7 @@ fn lines_of(raw: &h1::RawFields) -> Vec<(String, Vec<u8>)> {
         out.push((name, line[colon + 2..].to_vec()));
         rest = &rest[end + 2..];
     }
+    // A length only when a Content-Length line states it (or the client would get none).
     if let Some(n) = raw.content_length {
         let stated = out.iter().find(|(k, _)| k == "content-length").expect("stated");
         let first = stated.1.split(|&b| b == b',').next().unwrap().trim_ascii();

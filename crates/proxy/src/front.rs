@@ -61,16 +61,24 @@ pub(crate) async fn serve(
     shutdown: &CancellationToken,
 ) -> Next {
     let mut buf = BytesMut::with_capacity(READ_SIZE);
-    match stream.try_read_buf(&mut buf) {
-        Ok(0) => return Next::Close,
-        Ok(n) if n < READ_SIZE => {
-            // The socket had nothing more: its readiness is cleared here, so that waiting for
-            // the next request does not begin with a read that finds nothing (a readiness event
-            // newer than this read is kept).
-            let _ = stream.try_io(Interest::READABLE, || {
-                Err::<(), _>(io::ErrorKind::WouldBlock.into())
-            });
+    // A read that leaves the socket empty also clears its readiness, so that waiting for the
+    // next request does not begin with a read that finds nothing. The read runs inside
+    // `try_io`, whose readiness snapshot is taken before it: bytes that arrive after the read
+    // come with a newer readiness event, which the clearing leaves alone.
+    let mut drained = None;
+    let read = stream.try_io(Interest::READABLE, || match stream.try_read_buf(&mut buf) {
+        Ok(n) if n > 0 && n < READ_SIZE => {
+            drained = Some(n);
+            Err(io::ErrorKind::WouldBlock.into())
         }
+        other => other,
+    });
+    let read = match (read, drained) {
+        (_, Some(n)) => Ok(n),
+        (read, None) => read,
+    };
+    match read {
+        Ok(0) => return Next::Close,
         Ok(_) => {}
         // Readiness that was stale: wait again.
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Next::Again,

@@ -212,12 +212,12 @@ pub(crate) struct Head {
 /// itself: no header map is built.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct RawFields {
-    /// `name: value\r\n` for every field but the hop-by-hop ones ([`HOP_BY_HOP`] and those the
-    /// `Connection` header names) and a `Content-Length` that a `Transfer-Encoding` overrides,
-    /// in the order sent.
+    /// `name: value\r\n` for every field but the hop-by-hop ones ([`HOP_BY_HOP`], `Upgrade`,
+    /// and those the `Connection` header names) and a `Content-Length` that a
+    /// `Transfer-Encoding` overrides, in the order sent.
     pub(crate) lines: Bytes,
-    /// The body's length, when a kept `Content-Length` states it (not for a response without a
-    /// body, whose `Content-Length` describes another).
+    /// The body's length, when a `Content-Length` among the lines states it (not for a response
+    /// without a body, whose `Content-Length` describes another).
     pub(crate) content_length: Option<u64>,
     /// A `Date` is among them.
     pub(crate) date: bool,
@@ -429,13 +429,21 @@ fn raw_fields(
         .map(|f| f.name.len() + f.value.len() + 4)
         .sum();
     let mut lines = Vec::with_capacity(size);
+    let mut content_length = content_length;
     let mut date = false;
     for f in fields {
         let name = f.name;
+        let length = name.eq_ignore_ascii_case("content-length");
+        // `Upgrade` outside a 101 (which this lane never gets) is hop-by-hop too.
         if HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h))
-            || (drop_length && name.eq_ignore_ascii_case("content-length"))
+            || name.eq_ignore_ascii_case("upgrade")
+            || (drop_length && length)
             || named(name)
         {
+            if length {
+                // Not passed on: the client gets a length of the proxy's own, not none.
+                content_length = None;
+            }
             continue;
         }
         date |= name.eq_ignore_ascii_case("date");
@@ -957,6 +965,15 @@ mod raw_tests {
         assert_eq!(&fields.lines[..], b"X-A: 1\r\n");
         assert_eq!((fields.content_length, fields.date), (None, false));
         assert_eq!((h.framing, h.reusable), (Framing::Chunked, false));
+        // A Content-Length that Connection names is not passed on, and states no length.
+        let h = read(
+            "HTTP/1.1 200 OK\r\nConnection: content-length\r\nContent-Length: 5\r\n\
+             Upgrade: h2c\r\n\r\nhello",
+            false,
+        );
+        assert_eq!(h.framing, Framing::Length(5));
+        let fields = h.raw.unwrap();
+        assert_eq!((&fields.lines[..], fields.content_length), (&b""[..], None));
         // A HEAD response keeps the length of what a GET would get.
         let h = read("HTTP/1.1 200 OK\r\nContent-Length: 70\r\n\r\n", true);
         assert_eq!(h.framing, Framing::Empty);
