@@ -461,6 +461,18 @@ mod tests {
             h.starts_with("HTTP/1.1 200 OK\r\nX-Up: 1\r\ntransfer-encoding: chunked\r\ndate: "),
             "{h}"
         );
+        // Lines that state no length (an upstream's Content-Length its Connection named): the
+        // body's own length is written, never none.
+        let mut r = response(200, &[], full("hello"));
+        r.extensions_mut().insert(h1::RawFields {
+            lines: Bytes::from_static(b"Date: y\r\n"),
+            content_length: None,
+            date: true,
+        });
+        assert_eq!(
+            head_of(r, false, false),
+            "HTTP/1.1 200 OK\r\nDate: y\r\ncontent-length: 5\r\n\r\n"
+        );
         let mut r = response(299, &[("date", "x")], full(""));
         r.extensions_mut()
             .insert(hyper::ext::ReasonPhrase::from_static(b"Fine"));

@@ -28,9 +28,9 @@
 //! request's answer. A request whose connection still turns out closed before any byte of an
 //! answer came back, or that gets a `408` on a reused connection, is sent once more on a new
 //! connection if its method is idempotent (RFC 9110 §9.2.2, as Go's and curl's clients do);
-//! `POST` and `PATCH` are never sent twice. (With several worker threads, bytes that arrive in
-//! the few microseconds between a response's last read and the connection's return to the
-//! stack can go unnoticed; what arrives later is always seen.)
+//! `POST` and `PATCH` are never sent twice. A read that leaves the socket empty forgets its
+//! readiness then and there, from a readiness snapshot taken before the read, so whatever
+//! arrives after it (however soon) marks the socket readable again.
 
 use std::io;
 use std::pin::Pin;
@@ -132,8 +132,6 @@ struct Direct {
     write: Vec<u8>,
     /// How much the read buffer grows by next.
     grow: usize,
-    /// The last read returned less than it had room for: the socket was empty after it.
-    drained: bool,
     /// The deadline of the request in progress: one timer for the connection's life, moved
     /// to each request's deadline (a later deadline is a cheap update, not a new timer).
     timer: Pin<Box<tokio::time::Sleep>>,
@@ -146,7 +144,6 @@ impl Direct {
             read: BytesMut::new(),
             write: Vec::new(),
             grow: READ_CHUNK,
-            drained: false,
             timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
         }
     }
@@ -225,15 +222,6 @@ impl Inner {
         if !conn.read.is_empty() {
             // The upstream sent more than the response: nothing it says there can be trusted.
             return;
-        }
-        if conn.drained {
-            // The last read left the socket empty: forget that it was readable, so that
-            // anything the upstream sends while the connection is idle (a `408`, a late
-            // byte, its close) marks it readable again and the checkout looks (no system
-            // call here; Tokio keeps readiness until a read would block).
-            let _ = conn.stream.try_io(Interest::READABLE, || {
-                Err::<(), _>(io::ErrorKind::WouldBlock.into())
-            });
         }
         if conn.read.capacity() > READ_KEEP || conn.grow > READ_CHUNK {
             conn.read = BytesMut::new();
@@ -599,16 +587,31 @@ fn poll_fill(conn: &mut Direct, cx: &mut Context<'_>) -> Poll<io::Result<usize>>
         // Readiness first: it takes from the task's cooperative budget, so an upstream that
         // keeps the socket readable cannot hold the worker thread.
         ready!(conn.stream.poll_read_ready(cx))?;
-        match conn.stream.try_read_buf(&mut conn.read) {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Ok(n) => {
-                conn.drained = n < spare;
+        // A read that leaves the socket empty (less than it had room for) also forgets the
+        // socket's readiness: it runs inside `try_io`, whose readiness snapshot is taken before
+        // it, so anything that arrives after the read (a `408`, a late byte, the close, while
+        // the connection is idle) marks the socket readable again and the checkout sees it;
+        // and the next read waits for the socket instead of finding it empty.
+        let mut drained = None;
+        let read = conn.stream.try_io(Interest::READABLE, || {
+            match conn.stream.try_read_buf(&mut conn.read) {
+                Ok(n) if n > 0 && n < spare => {
+                    drained = Some(n);
+                    Err(io::ErrorKind::WouldBlock.into())
+                }
+                other => other,
+            }
+        });
+        match (read, drained) {
+            (_, Some(n)) => return Poll::Ready(Ok(n)),
+            (Err(e), None) if e.kind() == io::ErrorKind::WouldBlock => {}
+            (Ok(n), None) => {
                 if n == spare && conn.grow < READ_MAX {
                     conn.grow *= 2;
                 }
                 return Poll::Ready(Ok(n));
             }
-            Err(e) => return Poll::Ready(Err(e)),
+            (Err(e), None) => return Poll::Ready(Err(e)),
         }
     }
 }
