@@ -134,12 +134,9 @@ fn framing(head_request: bool, parts: &http::response::Parts, body: &Body) -> Fr
     {
         return Framing::Length(n, true);
     }
-    let mut lengths = parts.headers.get_all(header::CONTENT_LENGTH).iter();
-    if let (Some(v), None) = (lengths.next(), lengths.next())
-        && let Some(n) = std::str::from_utf8(v.as_bytes())
-            .ok()
-            .filter(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()))
-            .and_then(|t| t.parse().ok())
+    let lengths = parts.headers.get_all(header::CONTENT_LENGTH);
+    if lengths.iter().next().is_some()
+        && let Ok(n) = h1::content_length(lengths.iter().map(|v| v.as_bytes()))
     {
         return Framing::Length(n, true);
     }
@@ -185,7 +182,7 @@ fn encode_head(parts: &http::response::Parts, framing: Framing, close: bool, out
     match framing {
         Framing::Length(n, false) => {
             out.extend_from_slice(b"content-length: ");
-            out.extend_from_slice(itoa_u64(n, &mut [0; 20]));
+            out.extend_from_slice(h1::decimal_text(n, &mut [0; 20]));
             out.extend_from_slice(b"\r\n");
         }
         Framing::Chunked => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
@@ -200,19 +197,6 @@ fn encode_head(parts: &http::response::Parts, framing: Framing, close: bool, out
         out.extend_from_slice(b"connection: close\r\n");
     }
     out.extend_from_slice(b"\r\n");
-}
-
-/// `n` in decimal.
-fn itoa_u64(mut n: u64, out: &mut [u8; 20]) -> &[u8] {
-    let mut i = out.len();
-    loop {
-        i -= 1;
-        out[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            return &out[i..];
-        }
-    }
 }
 
 /// Calls `f` with the current time as an HTTP date, formatted at most once a second per thread.
@@ -423,6 +407,26 @@ mod tests {
             h,
             "HTTP/1.1 404 Not Found\r\ncontent-length: 7\r\ndate: x\r\nconnection: close\r\n\r\n"
         );
+        // A list of one length is that length; a length that is no number is replaced.
+        let h = head_of(
+            response(
+                200,
+                &[("content-length", "3, 3"), ("date", "x")],
+                streamed(),
+            ),
+            false,
+            false,
+        );
+        assert_eq!(
+            h,
+            "HTTP/1.1 200 OK\r\ncontent-length: 3, 3\r\ndate: x\r\n\r\n"
+        );
+        let h = head_of(
+            response(200, &[("content-length", "x"), ("date", "x")], full("ab")),
+            false,
+            false,
+        );
+        assert_eq!(h, "HTTP/1.1 200 OK\r\ndate: x\r\ncontent-length: 2\r\n\r\n");
         let h = head_of(response(200, &[("date", "x")], streamed()), false, false);
         assert_eq!(
             h,
@@ -485,7 +489,7 @@ mod tests {
     #[test]
     fn numbers_and_dates() {
         for n in [0u64, 7, 10, 1234567890, u64::MAX] {
-            assert_eq!(itoa_u64(n, &mut [0; 20]), n.to_string().as_bytes());
+            assert_eq!(h1::decimal_text(n, &mut [0; 20]), n.to_string().as_bytes());
         }
         for n in [0usize, 9, 10, 255, 4096, usize::MAX] {
             let mut out = Vec::new();

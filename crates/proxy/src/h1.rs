@@ -306,7 +306,15 @@ fn parse_one(
             .filter(move |f| f.name.eq_ignore_ascii_case(name))
             .map(|f| f.value)
     };
-    let mut reusable = version == Version::HTTP_11 && !lists(values("connection"), b"close");
+    // Which framing fields are present, in one pass (the values are read only for those).
+    let (mut connection, mut coding, mut length) = (false, false, false);
+    for f in fields {
+        connection |= f.name.eq_ignore_ascii_case("connection");
+        coding |= f.name.eq_ignore_ascii_case("transfer-encoding");
+        length |= f.name.eq_ignore_ascii_case("content-length");
+    }
+    let mut reusable =
+        version == Version::HTTP_11 && !(connection && lists(values("connection"), b"close"));
     // A Content-Length that a Transfer-Encoding overrides is dropped.
     let mut drop_length = false;
     let no_body = head_request
@@ -315,13 +323,13 @@ fn parse_one(
         || status == StatusCode::NOT_MODIFIED;
     let framing = if no_body {
         Framing::Empty
-    } else if values("transfer-encoding").next().is_some() {
+    } else if coding {
         if version == Version::HTTP_10 {
             return Err(ProtocolError::TransferEncodingInHttp10);
         }
         // RFC 9112 §6.3: the transfer coding decides; a Content-Length beside it is dropped and
         // the connection not used again. A final coding other than chunked runs to the close.
-        if values("content-length").next().is_some() {
+        if length {
             drop_length = true;
             reusable = false;
         }
@@ -331,7 +339,7 @@ fn parse_one(
             reusable = false;
             Framing::Close
         }
-    } else if values("content-length").next().is_some() {
+    } else if length {
         match content_length(values("content-length"))? {
             0 => Framing::Empty,
             n => Framing::Length(n),
@@ -347,10 +355,10 @@ fn parse_one(
         // The length the body has, when a kept Content-Length states it.
         let content_length = match framing {
             Framing::Length(n) => Some(n),
-            Framing::Empty if values("content-length").next().is_some() && !no_body => Some(0),
+            Framing::Empty if length && !no_body => Some(0),
             _ => None,
         };
-        let raw = raw_fields(fields, drop_length, content_length);
+        let raw = raw_fields(fields, connection, drop_length, content_length);
         let reason = reason.map(|r| Bytes::copy_from_slice(r.as_bytes()));
         buf.advance(len);
         return Ok(Some(Head {
@@ -414,15 +422,18 @@ fn parse_one(
 /// and value against the same byte sets the `http` crate accepts.
 fn raw_fields(
     fields: &[httparse::Header<'_>],
+    connection: bool,
     drop_length: bool,
     content_length: Option<u64>,
 ) -> RawFields {
+    // Whether a `Connection` field names `name` (looked for only when there is one).
     let named = |name: &str| {
-        fields
-            .iter()
-            .filter(|f| f.name.eq_ignore_ascii_case("connection"))
-            .flat_map(|f| f.value.split(|&b| b == b','))
-            .any(|t| t.trim_ascii().eq_ignore_ascii_case(name.as_bytes()))
+        connection
+            && fields
+                .iter()
+                .filter(|f| f.name.eq_ignore_ascii_case("connection"))
+                .flat_map(|f| f.value.split(|&b| b == b','))
+                .any(|t| t.trim_ascii().eq_ignore_ascii_case(name.as_bytes()))
     };
     let size: usize = fields
         .iter()
@@ -486,7 +497,9 @@ fn last_coding_is_chunked<'a>(mut values: impl DoubleEndedIterator<Item = &'a [u
 }
 
 /// The one length every `Content-Length` value (and list element) states.
-fn content_length<'a>(values: impl Iterator<Item = &'a [u8]>) -> Result<u64, ProtocolError> {
+pub(crate) fn content_length<'a>(
+    values: impl Iterator<Item = &'a [u8]>,
+) -> Result<u64, ProtocolError> {
     let mut length = None;
     for value in values {
         for part in value.split(|&b| b == b',') {
@@ -498,6 +511,19 @@ fn content_length<'a>(values: impl Iterator<Item = &'a [u8]>) -> Result<u64, Pro
         }
     }
     length.ok_or(ProtocolError::BadContentLength)
+}
+
+/// `n` in decimal, at the end of `out`.
+pub(crate) fn decimal_text(mut n: u64, out: &mut [u8; 20]) -> &[u8] {
+    let mut i = out.len();
+    loop {
+        i -= 1;
+        out[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &out[i..];
+        }
+    }
 }
 
 fn decimal(digits: &[u8]) -> Option<u64> {
