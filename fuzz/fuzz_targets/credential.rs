@@ -1,5 +1,7 @@
 //! Credential parsing from headers (input lines are `name: value`): never panics; a credential
-//! found re-encodes to an Authorization value that parses to the same credential.
+//! found re-encodes to an Authorization value that parses to the same credential; a request's
+//! only `Authorization` value held apart from the other headers reads exactly as it does among
+//! them.
 #![no_main]
 
 use http::{HeaderMap, HeaderName, HeaderValue};
@@ -22,7 +24,18 @@ fuzz_target!(|data: &[u8]| {
         };
         headers.append(name, value);
     }
-    if let Ok(c) = Credential::from_headers(&headers) {
+    let found = Credential::from_headers(&headers);
+    let mut values = headers.get_all(http::header::AUTHORIZATION).iter();
+    if let (Some(only), None) = (values.next(), values.next()) {
+        let mut others = headers.clone();
+        others.remove(http::header::AUTHORIZATION);
+        let apart = Credential::from_authorization(only.as_bytes()).and_then(|c| match c {
+            Some(c) => Ok(c),
+            None => Credential::from_hex_headers(&others),
+        });
+        assert_eq!(apart, found);
+    }
+    if let Ok(c) = found {
         let value = c.to_authorization(Scheme::L402);
         let again = Credential::parse_authorization(&value)
             .expect("our output parses")

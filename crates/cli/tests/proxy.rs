@@ -72,6 +72,9 @@ async fn pay_then_pass_with_token_headers_upstream() {
     assert_eq!(echo["x-l402-token-id"].as_str().unwrap().len(), 64);
     assert_eq!(echo["x-forwarded-for"], "127.0.0.1");
     assert_eq!(echo["host"], up.to_string(), "the upstream's own address");
+    // The credential goes on to the upstream as it came (the proxy's own HTTP/1.1 lane holds
+    // it apart from the other fields).
+    assert_eq!(echo["authorization"], auth.as_str());
 }
 
 /// What the echo upstream saw for a GET of `url`.
@@ -88,12 +91,22 @@ async fn a_configured_host_header_reaches_the_upstream() {
     path: ^/vhost
     upstream: http://{up}
     auth: off
-    headers: {{ Host: "api.internal" }}
+    headers: {{ Host: "api.internal", Authorization: "Bearer upstream-key" }}
 "#
     );
     let proxy = start_proxy(&config(&devnet, up, &extra));
     let client = http();
-    let echo = echo_of(&client, &proxy.url("/vhost/x")).await;
+    // The service's own `Authorization` replaces the client's.
+    let echo: serde_json::Value = client
+        .get(proxy.url("/vhost/x"))
+        .header("authorization", "Bearer client-key")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(echo["authorization"], "Bearer upstream-key");
     assert_eq!(echo["host"], "api.internal");
     assert!(
         echo["x-forwarded-host"]

@@ -200,19 +200,28 @@ impl Credential {
     pub fn from_headers(headers: &HeaderMap) -> Result<Credential, Error> {
         let mut found: Option<Credential> = None;
         for value in headers.get_all(http::header::AUTHORIZATION) {
-            let value = value.to_str().map_err(|_| Error::InvalidCredential {
-                header: "Authorization",
-                reason: "not visible ASCII".into(),
-            })?;
-            for part in split_joined(value) {
-                if let Some(c) = Self::parse_authorization(part)? {
-                    merge(c, &mut found)?;
-                }
-            }
+            authorization_value(value.as_bytes(), &mut found)?;
         }
         if let Some(c) = found {
             return Ok(c);
         }
+        Self::from_hex_headers(headers)
+    }
+
+    /// [`from_headers`](Self::from_headers) for a request whose only `Authorization` value is
+    /// `value`, held apart from its other headers: the credential in `value`, `Ok(None)` when it
+    /// carries none under the `L402`/`LSAT` scheme (the hex headers are then read, with
+    /// [`from_hex_headers`](Self::from_hex_headers)).
+    pub fn from_authorization(value: &[u8]) -> Result<Option<Credential>, Error> {
+        let mut found = None;
+        authorization_value(value, &mut found)?;
+        Ok(found)
+    }
+
+    /// The credential in the hex headers (`Macaroon`, `Token`, …: [`HEX_HEADERS`]), read as
+    /// [`from_headers`](Self::from_headers) reads them when no `Authorization` value carries one.
+    pub fn from_hex_headers(headers: &HeaderMap) -> Result<Credential, Error> {
+        let mut found: Option<Credential> = None;
         for name in HEX_HEADERS {
             for value in headers.get_all(name) {
                 let value = value.to_str().map_err(|_| Error::InvalidCredential {
@@ -235,6 +244,25 @@ impl std::fmt::Debug for Credential {
             .field("form", &self.form)
             .finish()
     }
+}
+
+/// Adds the credentials of one `Authorization` value to what was found so far.
+fn authorization_value(value: &[u8], found: &mut Option<Credential>) -> Result<(), Error> {
+    let not_ascii = || Error::InvalidCredential {
+        header: "Authorization",
+        reason: "not visible ASCII".into(),
+    };
+    // The `http` crate's rule for a textual value: tab, or visible ASCII and space.
+    if !value.iter().all(|&b| b == b'\t' || (32..127).contains(&b)) {
+        return Err(not_ascii());
+    }
+    let value = std::str::from_utf8(value).map_err(|_| not_ascii())?;
+    for part in split_joined(value) {
+        if let Some(c) = Credential::parse_authorization(part)? {
+            merge(c, found)?;
+        }
+    }
+    Ok(())
 }
 
 /// Adds `c` to what was found so far; copies must agree.
@@ -427,6 +455,44 @@ mod tests {
             Credential::from_headers(&headers(&[("authorization", "Bearer x")])),
             Err(Error::NoCredential)
         );
+    }
+
+    #[test]
+    fn one_value_held_apart_reads_as_the_same_value_among_the_headers() {
+        let c = Credential::new(mac(), pre());
+        let l402 = c.to_authorization(Scheme::L402);
+        let lsat = c.to_authorization(Scheme::Lsat);
+        let joined = format!("{lsat}, {l402}");
+        let conflicting = format!(
+            "{l402}, {}",
+            Credential::new(mac(), Preimage::from_bytes([1; 32])).to_authorization(Scheme::L402)
+        );
+        let hex = c.to_hex_header();
+        let values: [&[u8]; 8] = [
+            l402.as_bytes(),
+            lsat.as_bytes(),
+            joined.as_bytes(),
+            conflicting.as_bytes(),
+            b"Bearer x",
+            b"",
+            b"L402 AAAA:00",
+            b"L402 \xc3\xa9:00",
+        ];
+        for value in values {
+            let mut h = HeaderMap::new();
+            h.append("macaroon", HeaderValue::from_str(&hex).unwrap());
+            let apart = Credential::from_authorization(value).and_then(|found| match found {
+                Some(c) => Ok(c),
+                None => Credential::from_hex_headers(&h),
+            });
+            h.append("authorization", HeaderValue::from_bytes(value).unwrap());
+            assert_eq!(
+                apart,
+                Credential::from_headers(&h),
+                "{}",
+                String::from_utf8_lossy(value)
+            );
+        }
     }
 
     #[test]

@@ -93,7 +93,15 @@ pub(crate) async fn serve(
     };
     let head_request = plain.parts.method == Method::HEAD;
     let request = Request::from_parts(plain.parts, ReqBody::Empty);
-    let response = handle(shared.clone(), request, peer.ip(), false, true).await;
+    let response = handle(
+        shared.clone(),
+        request,
+        plain.authorization,
+        peer.ip(),
+        false,
+        true,
+    )
+    .await;
     let close = plain.close || shutdown.is_cancelled();
     match write_response(stream, response, head_request, close).await {
         Ok(true) => Next::Again,

@@ -104,6 +104,10 @@ impl std::error::Error for ProtocolError {}
 pub(crate) struct Plain {
     /// Method, target, version and header fields (values share the head's bytes).
     pub(crate) parts: http::request::Parts,
+    /// The request's only `Authorization` value, held apart from `parts.headers` (a credential
+    /// is long: building it into the header map costs more than all the other fields). Only
+    /// when the request has exactly one and no `Connection` field, which could name it.
+    pub(crate) authorization: Option<Bytes>,
     /// The client asked for the connection to be closed after the response.
     pub(crate) close: bool,
 }
@@ -138,8 +142,27 @@ fn plain_request(head: &Bytes) -> Option<Plain> {
         return None;
     }
     let mut close = false;
+    let mut connection = false;
+    let mut authorization = None;
+    let mut several = false;
     let mut headers = HeaderMap::with_capacity(request.headers.len());
     for field in request.headers.iter() {
+        // Found by its bytes: a credential's field is not worth a name lookup.
+        if field.name.len() == 13 && field.name.eq_ignore_ascii_case("authorization") {
+            let value = head.slice_ref(field.value);
+            if !several {
+                if authorization.is_none() {
+                    // httparse admits exactly the bytes a `HeaderValue` does.
+                    authorization = Some(value);
+                    continue;
+                }
+                // A second one: all go into the map, in order.
+                several = true;
+                headers.append(header::AUTHORIZATION, value_of(authorization.take()?)?);
+            }
+            headers.append(header::AUTHORIZATION, value_of(value)?);
+            continue;
+        }
         let name = HeaderName::from_bytes(field.name.as_bytes()).ok()?;
         // Anything that means a body, an interim response or a protocol switch is hyper's.
         if name == header::CONTENT_LENGTH
@@ -150,6 +173,7 @@ fn plain_request(head: &Bytes) -> Option<Plain> {
             return None;
         }
         if name == header::CONNECTION {
+            connection = true;
             for token in field.value.split(|b| *b == b',') {
                 let token = token.trim_ascii();
                 if token.eq_ignore_ascii_case(b"close") {
@@ -159,8 +183,11 @@ fn plain_request(head: &Bytes) -> Option<Plain> {
                 }
             }
         }
-        let value = HeaderValue::from_maybe_shared(head.slice_ref(field.value)).ok()?;
-        headers.append(name, value);
+        headers.append(name, value_of(head.slice_ref(field.value))?);
+    }
+    if connection && let Some(value) = authorization.take() {
+        // Hop-by-hop fields are found in the map.
+        headers.append(header::AUTHORIZATION, value_of(value)?);
     }
     let uri = Uri::from_maybe_shared(head.slice_ref(request.path?.as_bytes())).ok()?;
     let mut request = Request::new(());
@@ -170,8 +197,13 @@ fn plain_request(head: &Bytes) -> Option<Plain> {
     *request.headers_mut() = headers;
     Some(Plain {
         parts: request.into_parts().0,
+        authorization,
         close,
     })
+}
+
+fn value_of(bytes: Bytes) -> Option<HeaderValue> {
+    HeaderValue::from_maybe_shared(bytes).ok()
 }
 
 /// How a response body is delimited.
@@ -1050,7 +1082,9 @@ mod request_tests {
         assert_eq!(p.parts.uri, "/forecast?city=x");
         assert_eq!(p.parts.version, Version::HTTP_11);
         assert_eq!(p.parts.headers["host"], "a.example");
-        assert_eq!(p.parts.headers["authorization"], "L402 m:p");
+        // The one `Authorization` value is held apart.
+        assert_eq!(p.authorization.as_deref(), Some(&b"L402 m:p"[..]));
+        assert!(!p.parts.headers.contains_key("authorization"));
         let two: Vec<_> = p.parts.headers.get_all("x-two").iter().collect();
         assert_eq!(two, ["1", "2"]);
         assert!(!p.close);
@@ -1062,6 +1096,30 @@ mod request_tests {
         let p = take("DELETE /x HTTP/1.1\r\nX-Empty:\r\n\r\n").unwrap();
         assert_eq!(p.parts.headers["x-empty"], "");
         assert!(take("OPTIONS * HTTP/1.1\r\n\r\n").is_some());
+    }
+
+    #[test]
+    fn several_authorization_values_or_a_connection_field_keep_them_in_the_map() {
+        let p = take(
+            "GET / HTTP/1.1\r\nAuthorization: a\r\nX: 1\r\nauthorization: b\r\n\
+             Authorization: c\r\n\r\n",
+        )
+        .unwrap();
+        assert_eq!(p.authorization, None);
+        let all: Vec<_> = p.parts.headers.get_all("authorization").iter().collect();
+        assert_eq!(all, ["a", "b", "c"]);
+        // `Connection` may name it as hop-by-hop: the forwarder finds such fields in the map.
+        for head in [
+            "GET / HTTP/1.1\r\nAuthorization: a\r\nConnection: authorization\r\n\r\n",
+            "GET / HTTP/1.1\r\nConnection: keep-alive\r\nAuthorization: a\r\n\r\n",
+        ] {
+            let p = take(head).unwrap();
+            assert_eq!(p.authorization, None, "{head:?}");
+            assert_eq!(p.parts.headers["authorization"], "a", "{head:?}");
+        }
+        // Bytes a header value may not hold leave the request to hyper, held apart or not.
+        assert!(take("GET / HTTP/1.1\r\nAuthorization: a\u{1}b\r\n\r\n").is_none());
+        assert!(take("GET / HTTP/1.1\r\nAuthorization: a\x7fb\r\n\r\n").is_none());
     }
 
     #[test]

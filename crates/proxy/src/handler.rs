@@ -70,15 +70,17 @@ pub(crate) fn check_path(path: &str) -> Result<(), &'static str> {
 
 /// Whether the request carries anything that looks like an L402 credential (a full parse
 /// happens in the L402 decision; this only decides whether a freebie applies).
-fn has_credential(headers: &http::HeaderMap) -> bool {
-    let l402_auth = headers
-        .get_all(http::header::AUTHORIZATION)
-        .iter()
-        .any(|v| {
-            v.as_bytes().get(..5).is_some_and(|p| {
-                p.eq_ignore_ascii_case(b"l402 ") || p.eq_ignore_ascii_case(b"lsat ")
-            })
-        });
+/// `authorization`: a value held apart from `headers`.
+fn has_credential(headers: &http::HeaderMap, authorization: Option<&[u8]>) -> bool {
+    let l402 = |v: &[u8]| {
+        v.get(..5)
+            .is_some_and(|p| p.eq_ignore_ascii_case(b"l402 ") || p.eq_ignore_ascii_case(b"lsat "))
+    };
+    let l402_auth = authorization.is_some_and(l402)
+        || headers
+            .get_all(http::header::AUTHORIZATION)
+            .iter()
+            .any(|v| l402(v.as_bytes()));
     // Most requests carry few headers: scanning them beats four hashed lookups.
     l402_auth
         || headers
@@ -167,10 +169,13 @@ fn forwarded_outcome(status: http::StatusCode) -> Outcome {
     }
 }
 
-/// Handles one request (`raw_fields`: see [`ConnInfo::raw_fields`]).
+/// Handles one request (`authorization`: its only `Authorization` value when the caller holds
+/// it apart from the headers, see [`crate::h1::Plain`]; `raw_fields`: see
+/// [`ConnInfo::raw_fields`]).
 pub(crate) async fn handle(
     shared: Arc<Shared>,
     mut req: Request<ReqBody>,
+    authorization: Option<bytes::Bytes>,
     peer: IpAddr,
     tls: bool,
     raw_fields: bool,
@@ -227,7 +232,11 @@ pub(crate) async fn handle(
         client: ip,
         raw_fields,
     };
-    let token = match route.admit(path, net, !has_credential(req.headers())) {
+    let token = match route.admit(
+        path,
+        net,
+        !has_credential(req.headers(), authorization.as_deref()),
+    ) {
         // Free: straight to the forwarder, no L402 decision.
         Admission::Free => None,
         Admission::L402(own) => {
@@ -243,7 +252,11 @@ pub(crate) async fn handle(
                     // The per-network challenge limit reads the client from here.
                     parts.extensions.insert(conn);
                 }
-                let grant = match route.authority.authorize(&parts, policy).await {
+                let grant = match route
+                    .authority
+                    .authorize_with(&parts, authorization.as_deref(), policy)
+                    .await
+                {
                     Ok(grant) => grant,
                     Err(rejection) => {
                         route.metrics.record(rejection_outcome(&rejection), started);
@@ -260,7 +273,7 @@ pub(crate) async fn handle(
     };
     let resp = route
         .forwarder
-        .forward(req, conn, token.as_ref(), grpc)
+        .forward(req, authorization.as_deref(), conn, token.as_ref(), grpc)
         .await;
     route
         .metrics

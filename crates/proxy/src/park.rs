@@ -306,7 +306,7 @@ pub(crate) async fn serve(
             let shared = shared.clone();
             async move {
                 let req = req.map(ReqBody::Hyper);
-                let response = handle(shared, req, peer.ip(), false, false).await;
+                let response = handle(shared, req, None, peer.ip(), false, false).await;
                 Ok::<_, std::convert::Infallible>(
                     response.map(|inner| Tracked { inner, state: park }),
                 )

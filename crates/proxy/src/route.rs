@@ -56,10 +56,13 @@ struct Target {
 
 impl Forwarder {
     /// Applies the per-token limits and forwards: for a request on `conn`, with the token it
-    /// was verified with, if any; `grpc`: the request is gRPC (errors are answered its way).
+    /// was verified with, if any; `authorization`: its `Authorization` value when held apart
+    /// from its headers (it is forwarded all the same); `grpc`: the request is gRPC (errors are
+    /// answered its way).
     pub(crate) async fn forward(
         &self,
         req: Request<ReqBody>,
+        authorization: Option<&[u8]>,
         conn: ConnInfo,
         token: Option<&VerifiedToken>,
         grpc: bool,
@@ -79,6 +82,7 @@ impl Forwarder {
             peer: conn.peer,
             tls: conn.tls,
             token,
+            authorization,
             grpc,
             raw_fields: conn.raw_fields,
         };

@@ -277,7 +277,9 @@ async fn serve_auto<I>(
         let shared = shared.clone();
         async move {
             let req = req.map(crate::upstream::ReqBody::Hyper);
-            Ok::<_, std::convert::Infallible>(handle(shared, req, peer.ip(), is_tls, false).await)
+            Ok::<_, std::convert::Infallible>(
+                handle(shared, req, None, peer.ip(), is_tls, false).await,
+            )
         }
     });
     let conn = builders.auto.serve_connection_with_upgrades(io, svc);

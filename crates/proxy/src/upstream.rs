@@ -352,6 +352,9 @@ pub(crate) struct ForwardMeta<'a> {
     pub(crate) peer: std::net::IpAddr,
     pub(crate) tls: bool,
     pub(crate) token: Option<&'a VerifiedToken>,
+    /// The request's `Authorization` value, held apart from its headers (see
+    /// [`crate::h1::Plain::authorization`]); forwarded as the first of the added fields.
+    pub(crate) authorization: Option<&'a [u8]>,
     /// The request is gRPC.
     pub(crate) grpc: bool,
     /// See [`crate::route::ConnInfo::raw_fields`].
@@ -516,6 +519,8 @@ pub(crate) struct Added<'a> {
     forwarded_host: Option<HeaderValue>,
     service: Option<HeaderValue>,
     token: Option<&'a VerifiedToken>,
+    /// The client's `Authorization` value, when it was held apart from the header map.
+    authorization: Option<&'a [u8]>,
     /// Fields a configured header of the service replaces (the `FIELD_*` bits).
     forgotten: u8,
 }
@@ -528,14 +533,24 @@ const FIELD_TOKEN_ID: u8 = 16;
 const FIELD_TIER: u8 = 32;
 const FIELD_CAPABILITIES: u8 = 64;
 
-/// `bytes` in lower-case hex (a table lookup per digit: the `hex` crate's general encoder costs
+/// Each byte's two lower-case hex digits.
+static HEX_PAIRS: [[u8; 2]; 256] = {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut pairs = [[0u8; 2]; 256];
+    let mut b = 0;
+    while b < 256 {
+        pairs[b] = [DIGITS[b >> 4], DIGITS[b & 15]];
+        b += 1;
+    }
+    pairs
+};
+
+/// `bytes` in lower-case hex (a table lookup per byte: the `hex` crate's general encoder costs
 /// several times more on every verified request).
 fn hex_text(bytes: &[u8; 32]) -> [u8; 64] {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = [0u8; 64];
-    for (pair, b) in out.chunks_exact_mut(2).zip(bytes) {
-        pair[0] = DIGITS[usize::from(b >> 4)];
-        pair[1] = DIGITS[usize::from(b & 15)];
+    for (pair, &b) in out.chunks_exact_mut(2).zip(bytes) {
+        pair.copy_from_slice(&HEX_PAIRS[usize::from(b)]);
     }
     out
 }
@@ -553,6 +568,10 @@ impl Added<'_> {
                 self.host = None;
                 return;
             }
+            n if n == header::AUTHORIZATION => {
+                self.authorization = None;
+                return;
+            }
             n if n == X_FORWARDED_FOR => FIELD_FOR,
             n if n == X_FORWARDED_PROTO => FIELD_PROTO,
             n if n == X_FORWARDED_HOST => FIELD_HOST,
@@ -565,37 +584,41 @@ impl Added<'_> {
         self.forgotten |= bit;
     }
 
-    /// Calls `field` with each field but `Host` (lower-case name, value bytes), in order.
+    /// Calls `field` with each field but `Host` (its lower-case name followed by `": "`, and
+    /// its value), in order.
     fn each(&self, mut field: impl FnMut(&'static str, &[u8])) {
+        if let Some(v) = self.authorization {
+            field("authorization: ", v);
+        }
         let on = |bit: u8| self.forgotten & bit == 0;
         if let Some(peer) = self.peer.filter(|_| on(FIELD_FOR)) {
             let mut text = [0u8; IP_TEXT_MAX];
             let n = ip_text(peer, &mut text);
             let ip = &text[..n];
             if self.hops.is_empty() {
-                field("x-forwarded-for", ip);
+                field("x-forwarded-for: ", ip);
             } else {
-                field("x-forwarded-for", &[&self.hops[..], ip].concat());
+                field("x-forwarded-for: ", &[&self.hops[..], ip].concat());
             }
         }
         if let Some(proto) = self.proto.filter(|_| on(FIELD_PROTO)) {
-            field("x-forwarded-proto", proto.as_bytes());
+            field("x-forwarded-proto: ", proto.as_bytes());
         }
         if let Some(v) = self.forwarded_host.as_ref().filter(|_| on(FIELD_HOST)) {
-            field("x-forwarded-host", v.as_bytes());
+            field("x-forwarded-host: ", v.as_bytes());
         }
         if let Some(v) = self.service.as_ref().filter(|_| on(FIELD_SERVICE)) {
-            field("x-l402-service", v.as_bytes());
+            field("x-l402-service: ", v.as_bytes());
         }
         let Some(t) = self.token else {
             return;
         };
         if on(FIELD_TOKEN_ID) {
-            field("x-l402-token-id", &hex_text(t.token_id().as_bytes()));
+            field("x-l402-token-id: ", &hex_text(t.token_id().as_bytes()));
         }
         if let Some(tier) = t.tier().filter(|_| on(FIELD_TIER)) {
             field(
-                "x-l402-tier",
+                "x-l402-tier: ",
                 crate::h1::decimal_text(u64::from(tier), &mut [0; 20]),
             );
         }
@@ -603,17 +626,16 @@ impl Added<'_> {
             && caps.iter().all(|c| c.bytes().all(value_byte))
         {
             match caps {
-                [one] => field("x-l402-capabilities", one.as_bytes()),
-                _ => field("x-l402-capabilities", caps.join(",").as_bytes()),
+                [one] => field("x-l402-capabilities: ", one.as_bytes()),
+                _ => field("x-l402-capabilities: ", caps.join(",").as_bytes()),
             }
         }
     }
 
     /// Writes the fields but `Host` as header lines.
     pub(crate) fn write(&self, out: &mut Vec<u8>) {
-        self.each(|name, value| {
-            out.extend_from_slice(name.as_bytes());
-            out.extend_from_slice(b": ");
+        self.each(|prefix, value| {
+            out.extend_from_slice(prefix.as_bytes());
             out.extend_from_slice(value);
             out.extend_from_slice(b"\r\n");
         });
@@ -622,8 +644,9 @@ impl Added<'_> {
     /// Inserts the fields into `headers` (each replacing any field of its name).
     pub(crate) fn insert_into(self, headers: &mut HeaderMap) {
         headers.reserve(8);
-        self.each(|name, value| {
+        self.each(|prefix, value| {
             if let Ok(v) = HeaderValue::from_bytes(value) {
+                let name = &prefix[..prefix.len() - 2];
                 headers.insert(HeaderName::from_static(name), v);
             }
         });
@@ -677,6 +700,7 @@ fn prepare_request_headers<'a>(
         forwarded_host: original_host,
         service: Some(meta.service.clone()),
         token: meta.token,
+        authorization: meta.authorization,
         forgotten: 0,
     }
 }
@@ -692,6 +716,7 @@ mod tests {
             peer: peer.parse().unwrap(),
             tls,
             token: None,
+            authorization: None,
             grpc: false,
             raw_fields: false,
         }

@@ -145,15 +145,36 @@ where
     /// challenge when there is no credential, 401/402 when it is invalid, 503 when the store or
     /// the Lightning backend cannot answer).
     pub async fn authorize(&self, request: &Parts, policy: &Policy) -> Result<Grant, Rejection> {
+        self.authorize_with(request, None, policy).await
+    }
+
+    /// [`authorize`](Self::authorize) for a request whose only `Authorization` value, when it
+    /// has one, the caller holds apart from `request.headers` (`authorization`; `None`: read the
+    /// headers). A server that parses requests itself saves building that long value into the
+    /// header map; the decision is the one `authorize` makes with the value among the headers.
+    pub async fn authorize_with(
+        &self,
+        request: &Parts,
+        authorization: Option<&[u8]>,
+        policy: &Policy,
+    ) -> Result<Grant, Rejection> {
         // With exactly one `Authorization` value, a credential that verified before under that
         // very value is taken parsed (it alone decides: hex headers are read only without one).
-        let single = single_authorization(&request.headers);
+        let single = authorization.or_else(|| single_authorization(&request.headers));
         if let Some(value) = single
             && let Some(known) = self.inner.credentials.get(value)
         {
             return self.check_known(&known, request, policy).await;
         }
-        match Credential::from_headers(&request.headers) {
+        let parsed = match authorization {
+            None => Credential::from_headers(&request.headers),
+            Some(value) => match Credential::from_authorization(value) {
+                Ok(Some(credential)) => Ok(credential),
+                Ok(None) => Credential::from_hex_headers(&request.headers),
+                Err(e) => Err(e),
+            },
+        };
+        match parsed {
             Ok(credential) => {
                 let checked = self.check(&credential, None, request, policy).await?;
                 if let Some(value) = single
