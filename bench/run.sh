@@ -366,7 +366,7 @@ run_wrk() {
   p99=$(to_us "$(awk '$1 == "99%" { print $2 }' "$out")")
   non2xx=$(awk '/Non-2xx or 3xx responses:/ { print $5 }' "$out")
   errors=$(awk '/Socket errors:/ { gsub(",", ""); print $4 + $6 + $8 + $10 }' "$out")
-  cpu=$(awk -v a="$t0" -v b="$t1" -v hz="$CLK_TCK" -v s="$secs" 'BEGIN { printf "%.0f", (b - a) / hz / s * 100 }')
+  cpu=$(awk -v a="$t0" -v b="$t1" -v hz="$CLK_TCK" -v s="$secs" 'BEGIN { printf "%.2f", (b - a) / hz / s * 100 }')
   local load core busy='{ if ($4 > $2) printf "%.0f", ($3 - $1) / ($4 - $2) * 100; else print 0 }'
   load=$(echo "$l0 $l1" | awk "$busy")
   core=$(echo "$s0 $s1" | awk "$busy")
@@ -388,6 +388,15 @@ col_median() { # FILE COLUMN → the median over the rounds no other work distur
   fi
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "n/a"; else printf "%.3f", a / b }'; }
+us_median() { # FILE → median CPU µs per request of the server under test (rounds as col_median)
+  local clean
+  clean=$(awk '$8 - $4 <= 15' "$1" | wc -l)
+  if [ "$clean" -gt 0 ]; then
+    awk '$8 - $4 <= 15 && $1 > 0 { printf "%.3f\n", $4 / 100 / $1 * 1e6 }' "$1" | median
+  else
+    awk '$1 > 0 { printf "%.3f\n", $4 / 100 / $1 * 1e6 }' "$1" | median
+  fi
+}
 
 rss_kib() { # PID FIELD(VmRSS|VmHWM) → KiB summed over the process tree
   local total=0 p v
@@ -737,16 +746,17 @@ REPORT="$ROOT/bench/results/latest.txt"
   echo "columns:  SUT CPU = CPU time of the server under test ÷ wall time (100% = one core busy);"
   echo "          SUT core / load core = how busy CPU $SUT_CPU / CPU $LOAD_CPU were (all processes, user+system+irq);"
   echo "          SUT core well above SUT CPU means something else ran there; load core near 100% means wrk + upstream may be the limit"
+  echo "          CPU µs/req = the server's own CPU time ÷ requests: what one request costs it, whether or not the load side was the limit"
   echo
-  printf '%-22s %12s %10s %10s %8s %9s %9s  %s\n' scenario "req/s (med)" "p50 µs" "p99 µs" "SUT CPU" "SUT core" "load core" "per round req/s"
+  printf '%-22s %12s %10s %10s %8s %9s %9s %11s  %s\n' scenario "req/s (med)" "p50 µs" "p99 µs" "SUT CPU" "SUT core" "load core" "CPU µs/req" "per round req/s"
   for s in "${SCEN[@]}"; do
     f="$RUN/$s.results"
     bad=$(awk '$5 > 0 || $6 > 0 { n++ } END { print n + 0 }' "$f")
     noisy=$(awk '$8 - $4 > 15 { n++ } END { print n + 0 }' "$f")
     note=""
     [ "$noisy" -gt 0 ] && [ "$noisy" -lt "$(wc -l <"$f")" ] && note=", left out of the medians"
-    printf '%-22s %12.0f %10.0f %10.0f %7.0f%% %8.0f%% %8.0f%%  %s%s\n' "${LABEL[$s]}" "$(col_median "$f" 1)" \
-      "$(col_median "$f" 2)" "$(col_median "$f" 3)" "$(col_median "$f" 4)" "$(col_median "$f" 8)" "$(col_median "$f" 7)" \
+    printf '%-22s %12.0f %10.0f %10.0f %7.0f%% %8.0f%% %8.0f%% %11.2f  %s%s\n' "${LABEL[$s]}" "$(col_median "$f" 1)" \
+      "$(col_median "$f" 2)" "$(col_median "$f" 3)" "$(col_median "$f" 4)" "$(col_median "$f" 8)" "$(col_median "$f" 7)" "$(us_median "$f")" \
       "$(awk '{ printf "%s%.0f", (NR > 1 ? " " : ""), $1 }' "$f")" \
       "$([ "$bad" -gt 0 ] && echo "  (!! $bad rounds with errors or non-2xx)")$([ "$noisy" -gt 0 ] && echo "  (!! $noisy rounds disturbed by other work on the SUT core$note)")"
   done
@@ -762,6 +772,18 @@ REPORT="$ROOT/bench/results/latest.txt"
   printf '%-34s %7s\n' "nginx ÷ direct upstream" "$(ratio "$n" "$d")"
   printf '%-34s %7s\n' "ours-auth-off ÷ direct upstream" "$(ratio "$o" "$d")"
   printf '%-34s %7s\n' "ours-verified ÷ direct upstream" "$(ratio "$v" "$d")"
+  # Per-core capacity: requests one core can serve = 1 ÷ CPU per request. When the load side
+  # (wrk + upstream on one core) saturates first, every proxy shows about the load side's rate
+  # and the req/s ratios drift towards 1; these do not.
+  nu=$(us_median "$RUN/nginx.results")
+  ou=$(us_median "$RUN/ours-off.results")
+  vu=$(us_median "$RUN/ours-verified.results")
+  echo "per-core capacity (1 ÷ CPU µs per request)"
+  printf '%-34s %7s   %s\n' "ours-verified ÷ nginx" "$(ratio "$nu" "$vu")" "≥ 1.00"
+  printf '%-34s %7s   %s\n' "ours-verified ÷ ours-auth-off" "$(ratio "$ou" "$vu")" "≥ 0.95"
+  printf '%-34s %7s\n' "ours-auth-off ÷ nginx" "$(ratio "$nu" "$ou")"
+  saturated=$(cat "$RUN/nginx.results" "$RUN/ours-off.results" "$RUN/ours-verified.results" | awk '$7 >= 85 { n++ } END { print n + 0 }')
+  [ "$saturated" -gt 0 ] && echo "  ($saturated proxy rounds had the load core ≥ 85 % busy: their req/s may be the load side's limit, not the server's)"
   echo
   # Challenges per second = req/s × the share of answers that were 402s.
   awk '{ r = ($10 > 0) ? $1 * $9 / $10 : 0; $1 = sprintf("%.2f", r); print }' "$RUN/mint.results" >"$RUN/mint402.results"
