@@ -79,7 +79,20 @@ async fn pay_then_pass_with_token_headers_upstream() {
 
 /// What the echo upstream saw for a GET of `url`.
 async fn echo_of(client: &reqwest::Client, url: &str) -> serde_json::Value {
-    client.get(url).send().await.unwrap().json().await.unwrap()
+    echo_with(client, url, &[]).await
+}
+
+/// What the echo upstream saw for a GET of `url` with these header fields.
+async fn echo_with(
+    client: &reqwest::Client,
+    url: &str,
+    fields: &[(&str, &str)],
+) -> serde_json::Value {
+    let mut request = client.get(url);
+    for (name, value) in fields {
+        request = request.header(*name, *value);
+    }
+    request.send().await.unwrap().json().await.unwrap()
 }
 
 #[tokio::test]
@@ -97,15 +110,8 @@ async fn a_configured_host_header_reaches_the_upstream() {
     let proxy = start_proxy(&config(&devnet, up, &extra));
     let client = http();
     // The service's own `Authorization` replaces the client's.
-    let echo: serde_json::Value = client
-        .get(proxy.url("/vhost/x"))
-        .header("authorization", "Bearer client-key")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let fields = [("authorization", "Bearer client-key")];
+    let echo = echo_with(&client, &proxy.url("/vhost/x"), &fields).await;
     assert_eq!(echo["authorization"], "Bearer upstream-key");
     assert_eq!(echo["host"], "api.internal");
     assert!(
