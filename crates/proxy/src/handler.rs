@@ -271,10 +271,16 @@ pub(crate) async fn handle(
             }
         }
     };
-    let resp = route
-        .forwarder
-        .forward(req, authorization.as_deref(), conn, token.as_ref(), grpc)
-        .await;
+    let resp = match route.forwarder.prepare(
+        req.uri().path(),
+        authorization.as_deref(),
+        conn,
+        token.as_ref(),
+        grpc,
+    ) {
+        Ok((upstream, meta)) => upstream.forward(req, &meta).await,
+        Err(limited) => rejection_response(limited, grpc),
+    };
     route
         .metrics
         .record(forwarded_outcome(resp.status()), started);

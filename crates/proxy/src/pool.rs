@@ -352,7 +352,7 @@ impl H1Pool {
         deadline: tokio::time::Instant,
         raw: bool,
     ) -> Result<Response<PooledBody>, PoolError> {
-        if !upgrade && req.body().is_end_stream() && req.method() != Method::CONNECT {
+        if takes_direct_lane(&req, upgrade) {
             return self.send_direct(req, &added, deadline, raw).await;
         }
         added.insert_into(req.headers_mut());
@@ -391,8 +391,10 @@ impl H1Pool {
         }
     }
 
-    /// The direct lane: `req` has no body and asks for no upgrade.
-    async fn send_direct(
+    /// The direct lane: `req` has no body and asks for no upgrade (see [`takes_direct_lane`]).
+    /// [`send`](Self::send) calls it for such requests; a caller that awaits it itself saves
+    /// moving `send`'s larger future on every request.
+    pub(crate) async fn send_direct(
         &self,
         req: Request<ReqBody>,
         added: &Added<'_>,
@@ -463,6 +465,11 @@ impl H1Pool {
             }
         }
     }
+}
+
+/// Whether [`H1Pool::send`] sends `req` on the direct lane: no body, no upgrade, not `CONNECT`.
+pub(crate) fn takes_direct_lane(req: &Request<ReqBody>, upgrade: bool) -> bool {
+    !upgrade && req.body().is_end_stream() && req.method() != Method::CONNECT
 }
 
 /// Writes the head of a bodiless request: request line, `Host`, the request's header fields,

@@ -5,19 +5,18 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::{Request, Response};
-use http_body_util::BodyExt;
+use http::Response;
 
 use ipnet::IpNet;
 use l402::{SharedIssuer, VerifiedToken};
 use l402_store::Store;
-use l402_tower::{Authority, OnInvalid, OnMissing, Policy, PriceBinding};
+use l402_tower::{Authority, OnInvalid, OnMissing, Policy, PriceBinding, Rejection};
 
 use crate::config::{AuthLevel, Config, ServiceConfig};
 use crate::handler::RequestMetrics;
 use crate::limits::{ChallengeLimit, Freebies, ServiceLimits};
 use crate::pricer::HttpPricer;
-use crate::upstream::{Body, ForwardMeta, ReqBody, Upstream, local_response};
+use crate::upstream::{Body, ForwardMeta, Upstream, local_response};
 
 /// The authority every route uses: invoices from a backend chosen at run time, root keys in a
 /// [`Store`].
@@ -55,28 +54,24 @@ struct Target {
 }
 
 impl Forwarder {
-    /// Applies the per-token limits and forwards: for a request on `conn`, with the token it
-    /// was verified with, if any; `authorization`: its `Authorization` value when held apart
-    /// from its headers (it is forwarded all the same); `grpc`: the request is gRPC (errors are
-    /// answered its way).
-    pub(crate) async fn forward(
-        &self,
-        req: Request<ReqBody>,
-        authorization: Option<&[u8]>,
+    /// Applies the per-token limits to a request for `path` on `conn`, with the token it was
+    /// verified with, if any: the rejection (429) to answer, or the upstream to forward it to and what to
+    /// tell that upstream (`authorization`: the request's `Authorization` value when held apart
+    /// from its headers, forwarded all the same; `grpc`: the request is gRPC, errors are
+    /// answered its way). Not an `async fn`: the caller awaits the upstream's future itself, so
+    /// that future is not moved through one more layer on every request.
+    pub(crate) fn prepare<'a>(
+        &'a self,
+        path: &str,
+        authorization: Option<&'a [u8]>,
         conn: ConnInfo,
-        token: Option<&VerifiedToken>,
+        token: Option<&'a VerifiedToken>,
         grpc: bool,
-    ) -> Response<Body> {
+    ) -> Result<(&'a Upstream, ForwardMeta<'a>), Rejection> {
         let target = &self.target;
-        if let Err(rejection) =
-            target
-                .limits
-                .check_token(req.uri().path(), token.map(|t| t.token_id()), conn.client)
-        {
-            return rejection
-                .into_response(grpc)
-                .map(|b| b.map_err(|never| match never {}).boxed_unsync());
-        }
+        target
+            .limits
+            .check_token(path, token.map(|t| t.token_id()), conn.client)?;
         let meta = ForwardMeta {
             service: target.name.clone(),
             peer: conn.peer,
@@ -86,7 +81,7 @@ impl Forwarder {
             grpc,
             raw_fields: conn.raw_fields,
         };
-        target.upstream.forward(req, &meta).await
+        Ok((&target.upstream, meta))
     }
 }
 

@@ -267,7 +267,14 @@ impl Upstream {
                 }
                 // The pool keeps the deadline itself (a timer per connection, not per request).
                 let deadline = tokio::time::Instant::now() + self.timeout;
-                match p.send(req, upgrade, added, deadline, meta.raw_fields).await {
+                // The direct lane's future is awaited here, not through `send`'s (larger,
+                // and moved on every request); the rest is boxed.
+                let sent = if crate::pool::takes_direct_lane(&req, upgrade) {
+                    p.send_direct(req, &added, deadline, meta.raw_fields).await
+                } else {
+                    Box::pin(p.send(req, upgrade, added, deadline, meta.raw_fields)).await
+                };
+                match sent {
                     Ok(resp) => Ok(resp.map(|b| b.boxed_unsync())),
                     Err(crate::pool::PoolError::TimedOut) => Err(None),
                     Err(e) => Err(Some(BoxError::from(e))),
