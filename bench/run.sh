@@ -342,8 +342,8 @@ wait_quiet() {
 }
 
 # run_wrk NAME URL SECONDS SUT_PID [HEADER] → appends "rps p50us p99us sut-cpu% non2xx errors
-# load-core-busy% sut-core-busy% answers-402 answers-counted" (the last two with WRK_LUA=status
-# counter) to
+# load-core-busy% sut-core-busy% answers-402 answers-counted sut-cpu-us-per-request" (answers
+# with WRK_LUA=status counter) to
 # $RUN/NAME.results and prints it.
 run_wrk() {
   local name=$1 url=$2 secs=$3 sut=$4 header=${5:-}
@@ -373,7 +373,9 @@ run_wrk() {
   local s402 counted
   s402=$(awk '$1 == "status" && $2 == 402 { print $3 }' "$out")
   counted=$(awk '$1 == "status" { n += $3 } END { print n + 0 }' "$out")
-  echo "${rps:-0} ${p50:-0} ${p99:-0} $cpu ${non2xx:-0} ${errors:-0} $load $core ${s402:-0} $counted" | tee -a "$RUN/$name.results"
+  local us
+  us=$(awk -v c="$cpu" -v r="${rps:-0}" 'BEGIN { if (r > 0) printf "%.3f", c / 100 / r * 1e6; else print 0 }')
+  echo "${rps:-0} ${p50:-0} ${p99:-0} $cpu ${non2xx:-0} ${errors:-0} $load $core ${s402:-0} $counted $us" | tee -a "$RUN/$name.results"
 }
 
 median() { sort -g | awk '{ a[NR] = $1 } END { if (NR == 0) print 0; else if (NR % 2) print a[(NR + 1) / 2]; else printf "%.2f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
@@ -388,15 +390,7 @@ col_median() { # FILE COLUMN → the median over the rounds no other work distur
   fi
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "n/a"; else printf "%.3f", a / b }'; }
-us_median() { # FILE → median CPU µs per request of the server under test (rounds as col_median)
-  local clean
-  clean=$(awk '$8 - $4 <= 15' "$1" | wc -l)
-  if [ "$clean" -gt 0 ]; then
-    awk '$8 - $4 <= 15 && $1 > 0 { printf "%.3f\n", $4 / 100 / $1 * 1e6 }' "$1" | median
-  else
-    awk '$1 > 0 { printf "%.3f\n", $4 / 100 / $1 * 1e6 }' "$1" | median
-  fi
-}
+us_median() { col_median "$1" 11; } # FILE → median CPU µs per request of the server under test
 
 rss_kib() { # PID FIELD(VmRSS|VmHWM) → KiB summed over the process tree
   local total=0 p v
@@ -449,7 +443,7 @@ if [ "$MODE" = --ab ]; then
       stop "$PID_ON"
     done
   done
-  us() { awk '{ if ($1 > 0) printf "%.2f\n", $4 / 100 / $1 * 1e6 }' "$1"; } # CPU µs per request
+  us() { awk '{ printf "%.2f\n", $11 }' "$1"; } # CPU µs per request
   {
     echo "l402 A/B — $(date -u '+%Y-%m-%d %H:%M UTC'), ROUNDS=$ROUNDS DURATION=${DURATION}s CONNS=$CONNS"
     machine

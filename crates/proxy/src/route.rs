@@ -55,11 +55,11 @@ struct Target {
 
 impl Forwarder {
     /// Applies the per-token limits to a request for `path` on `conn`, with the token it was
-    /// verified with, if any: the rejection (429) to answer, or the upstream to forward it to and what to
-    /// tell that upstream (`authorization`: the request's `Authorization` value when held apart
-    /// from its headers, forwarded all the same; `grpc`: the request is gRPC, errors are
-    /// answered its way). Not an `async fn`: the caller awaits the upstream's future itself, so
-    /// that future is not moved through one more layer on every request.
+    /// verified with, if any: the rejection (429) to answer, or the upstream to forward it to
+    /// and what to tell that upstream (`authorization`: the request's `Authorization` value
+    /// when held apart from its headers, forwarded all the same; `grpc`: the request is gRPC,
+    /// errors are answered its way). Not an `async fn`: the caller awaits the upstream's future
+    /// itself, so that future is not moved through one more layer on every request.
     pub(crate) fn prepare<'a>(
         &'a self,
         path: &str,

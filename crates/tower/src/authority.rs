@@ -144,8 +144,14 @@ where
     /// [`Grant::Free`] when the price came out as zero), or the rejection to answer with (a
     /// challenge when there is no credential, 401/402 when it is invalid, 503 when the store or
     /// the Lightning backend cannot answer).
-    pub async fn authorize(&self, request: &Parts, policy: &Policy) -> Result<Grant, Rejection> {
-        self.authorize_with(request, None, policy).await
+    pub fn authorize<'a>(
+        &'a self,
+        request: &'a Parts,
+        policy: &'a Policy,
+    ) -> impl Future<Output = Result<Grant, Rejection>> + Send + 'a {
+        // Not an `async fn`: `authorize_with`'s future is returned as it is, not moved into
+        // another one on every request.
+        self.authorize_with(request, None, policy)
     }
 
     /// [`authorize`](Self::authorize) for a request whose only `Authorization` value, when it

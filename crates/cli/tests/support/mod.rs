@@ -57,7 +57,13 @@ async fn echo(req: axum::http::Request<Body>) -> Response {
         "x-l402-tier": pick("x-l402-tier"),
         "x-l402-capabilities": pick("x-l402-capabilities"),
         "x-injected": pick("x-injected"),
-        "authorization": pick("authorization"),
+        // Every value, one per line: a credential forwarded twice must show.
+        "authorization": h
+            .get_all("authorization")
+            .iter()
+            .map(|v| v.to_str().unwrap_or("?"))
+            .collect::<Vec<_>>()
+            .join("\n"),
     });
     axum::Json(body).into_response()
 }
