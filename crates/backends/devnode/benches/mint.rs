@@ -1,7 +1,8 @@
 //! What minting a challenge costs, next to its floor: signing a BOLT11 invoice.
 //!
 //! * `bolt11_sign` — build and sign a regtest invoice with a fixed key (what any Lightning node
-//!   must do per challenge); `bolt11_sign_encode` adds the bech32 string.
+//!   must do per challenge); `bolt11_sign_encode` adds the bech32 string;
+//!   `ecdsa_sign_recoverable` is the signature alone over a 32-byte hash, the floor of both.
 //! * `devnode_create_invoice` — [`DevWallet::create_invoice`] on an in-memory dev node (signing
 //!   plus its SQLite insert of the preimage).
 //! * `challenge_*` — a whole [`Authority::challenge`]: price, caveats, invoice from the in-memory
@@ -16,7 +17,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use bitcoin::hashes::{Hash, sha256};
-use bitcoin::secp256k1::{Secp256k1, SecretKey};
+use bitcoin::secp256k1::{Message, Secp256k1, SecretKey};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use l402::{InvoiceIssuer, InvoiceRequest, Msat};
 use l402_devnode::{DevNode, DevNodeConfig, DevWallet};
@@ -129,6 +130,14 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             n += 1;
             sign_invoice(&secp, &key, black_box(n)).to_string()
+        })
+    });
+    c.bench_function("ecdsa_sign_recoverable", |b| {
+        b.iter(|| {
+            n += 1;
+            let mut h = [0u8; 32];
+            h[..8].copy_from_slice(&n.to_le_bytes());
+            secp.sign_ecdsa_recoverable(&Message::from_digest(black_box(h)), &key)
         })
     });
 

@@ -5,13 +5,12 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use bitcoin::hashes::{Hash, sha256};
-use bitcoin::secp256k1::{All, PublicKey, Secp256k1, SecretKey};
+use bitcoin::secp256k1::{All, Message, PublicKey, Secp256k1, SecretKey};
 use l402::{
     BackendError, CreatedInvoice, ErrorKind, InvoiceIssuer, InvoicePayer, InvoiceRequest,
     InvoiceState, Msat, Paid, PayRequest, PaymentHash, PaymentState, Preimage,
 };
-use lightning_invoice::{Bolt11Invoice, Currency, InvoiceBuilder, PaymentSecret};
+use lightning_invoice::Bolt11Invoice;
 use sqlx::Row;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -145,10 +144,8 @@ struct PendingInvoice {
     done: tokio::sync::oneshot::Sender<Result<(), String>>,
 }
 
-/// Room for an encoded invoice without its description: prefix and amount, timestamp, payment
-/// hash, payment secret, expiry, CLTV delta, features, signature and checksum come to about 260
-/// characters (277 with the description `L402 weather`).
-const BOLT11_CAPACITY: usize = 288;
+/// The final hop's CLTV delta the dev node's invoices ask for.
+const MIN_FINAL_CLTV_EXPIRY_DELTA: u64 = 18;
 
 /// The most invoices written in one transaction (and one statement: 8 columns each).
 const INVOICE_BATCH: usize = 128;
@@ -424,27 +421,30 @@ impl DevWallet {
         let mut secret = [0u8; 32];
         getrandom::fill(&mut secret).expect("OS random source");
         let inner = &self.node.inner;
-        let invoice = InvoiceBuilder::new(Currency::Regtest)
-            .description(request.memo.clone())
-            .payment_hash(sha256::Hash::from_byte_array(*hash.as_bytes()))
-            .payment_secret(PaymentSecret(secret))
-            .current_timestamp()
-            .min_final_cltv_expiry_delta(18)
-            .expiry_time(request.expiry)
-            .amount_milli_satoshis(request.amount.as_u64())
-            .build_signed(|msg| inner.secp.sign_ecdsa_recoverable(msg, &inner.key))
-            .map_err(|e| {
-                err(
-                    ErrorKind::InvalidRequest,
-                    CALL,
-                    format!("cannot build invoice: {e}"),
-                )
-            })?;
-        // Written into a string of about its final size (the encoder writes it a character at a
-        // time: growing from empty reallocates several times).
-        let mut bolt11 = String::with_capacity(BOLT11_CAPACITY + request.memo.len() * 8 / 5);
-        std::fmt::Write::write_fmt(&mut bolt11, format_args!("{invoice}"))
-            .expect("writing to a String cannot fail");
+        let created = now_ms();
+        let terms = crate::bolt11::Terms {
+            amount_msat: request.amount.as_u64(),
+            description: &request.memo,
+            payment_hash: hash.as_bytes(),
+            payment_secret: &secret,
+            timestamp: (created / 1000) as u64,
+            expiry_secs: request.expiry.as_secs(),
+            min_final_cltv_expiry_delta: MIN_FINAL_CLTV_EXPIRY_DELTA,
+        };
+        let bolt11 = crate::bolt11::encode_signed(&terms, |digest| {
+            let signature = inner
+                .secp
+                .sign_ecdsa_recoverable(&Message::from_digest(*digest), &inner.key);
+            let (id, compact) = signature.serialize_compact();
+            (compact, id.to_i32() as u8)
+        })
+        .map_err(|e| {
+            err(
+                ErrorKind::InvalidRequest,
+                CALL,
+                format!("cannot build invoice: {e}"),
+            )
+        })?;
         let created = now_ms();
         let expires = created.saturating_add(request.expiry.as_millis() as i64);
         let (done, written) = tokio::sync::oneshot::channel();
