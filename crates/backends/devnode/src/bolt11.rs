@@ -152,19 +152,7 @@ fn human_readable_part(amount_msat: u64) -> Result<String, EncodeError> {
 /// 5-bit values packed into bytes, zero bits padding the last one.
 fn signing_hash(hrp: &[u8], data: &[u8]) -> [u8; 32] {
     let mut packed = Vec::with_capacity(data.len() * 5 / 8 + 1);
-    let mut acc: u32 = 0;
-    let mut bits = 0;
-    for &fe in data {
-        acc = (acc << 5) | u32::from(fe);
-        bits += 5;
-        if bits >= 8 {
-            bits -= 8;
-            packed.push((acc >> bits) as u8);
-        }
-    }
-    if bits > 0 {
-        packed.push((acc << (8 - bits)) as u8);
-    }
+    regroup(data, 5, 8, |b| packed.push(b));
     let mut hasher = Sha256::new();
     hasher.update(hrp);
     hasher.update(&packed);
@@ -190,6 +178,25 @@ fn spell(hrp: &str, data: &[u8]) -> String {
         out.push(fe.to_char());
     }
     out
+}
+
+/// `values` of `from` bits each, big-endian, as values of `to` bits, zero bits padding the
+/// last one (bytes to 5-bit groups and back).
+fn regroup(values: &[u8], from: u32, to: u32, mut out: impl FnMut(u8)) {
+    let mask = (1u32 << to) - 1;
+    let mut acc: u32 = 0;
+    let mut bits = 0;
+    for &v in values {
+        acc = (acc << from) | u32::from(v);
+        bits += from;
+        while bits >= to {
+            bits -= to;
+            out(((acc >> bits) & mask) as u8);
+        }
+    }
+    if bits > 0 {
+        out(((acc << (to - bits)) & mask) as u8);
+    }
 }
 
 /// 5-bit groups for `len` bytes (the last one padded).
@@ -219,19 +226,7 @@ impl Fes {
 
     /// `bytes` regrouped into 5-bit values, zero bits padding the last one.
     fn bytes(&mut self, bytes: &[u8]) {
-        let mut acc: u32 = 0;
-        let mut bits = 0;
-        for &b in bytes {
-            acc = (acc << 8) | u32::from(b);
-            bits += 8;
-            while bits >= 5 {
-                bits -= 5;
-                self.0.push(((acc >> bits) & 31) as u8);
-            }
-        }
-        if bits > 0 {
-            self.0.push(((acc << (5 - bits)) & 31) as u8);
-        }
+        regroup(bytes, 8, 5, |fe| self.0.push(fe));
     }
 
     /// A tagged field: type, length in 5-bit groups (10 bits), data.
