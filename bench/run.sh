@@ -673,7 +673,8 @@ LUA
 log "challenge minting: ${MINT_DURATION}s x $ROUNDS, each round followed by the signing rate on CPU $SUT_CPU"
 for r in $(seq 1 "$ROUNDS"); do
   WRK_LUA="$RUN/status.lua" run_wrk mint "http://127.0.0.1:$P_ON/forecast" "$MINT_DURATION" "$PID_ON" >/dev/null
-  pin "$SUT_CPU" "$SIGN_BIN" "$MINT_DURATION" | tee -a "$RUN/sign.results" >/dev/null
+  pin "$SUT_CPU" "$SIGN_BIN" "$MINT_DURATION" >>"$RUN/sign.results" ||
+    log "sign_rate failed: the minting ratios will read n/a"
 done
 # How long a synchronous 4 KiB write takes on this disk right now (durable minting waits for it).
 fsync_ms=$(dd if=/dev/zero of="$RUN/fsync.probe" bs=4k count=200 oflag=dsync 2>&1 | awk '/copied/ { printf "%.2f", $(NF-3) / 200 * 1000 }')

@@ -56,6 +56,9 @@ pub(crate) struct Terms<'a> {
 /// Why an invoice cannot be encoded.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum EncodeError {
+    /// An amount of zero (the dev node issues no amountless invoices, and `lnbcrt0…` is not
+    /// an amount).
+    ZeroAmount,
     /// The amount in pico-bitcoin does not fit in 64 bits.
     AmountTooLarge(u64),
     /// The description is longer than [`MAX_DESCRIPTION_LEN`] bytes.
@@ -67,6 +70,7 @@ pub(crate) enum EncodeError {
 impl fmt::Display for EncodeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            EncodeError::ZeroAmount => f.write_str("an invoice needs an amount above zero"),
             EncodeError::AmountTooLarge(msat) => {
                 write!(f, "the amount {msat} msat is too large for an invoice")
             }
@@ -128,6 +132,9 @@ pub(crate) fn encode_signed(
 /// `lnbcrt` and the amount in the largest unit that states it exactly (as lightning-invoice
 /// writes it: `m`, `u`, `n`, or `p` for pico-bitcoin).
 fn human_readable_part(amount_msat: u64) -> Result<String, EncodeError> {
+    if amount_msat == 0 {
+        return Err(EncodeError::ZeroAmount);
+    }
     let pico = amount_msat
         .checked_mul(10)
         .ok_or(EncodeError::AmountTooLarge(amount_msat))?;
@@ -357,11 +364,25 @@ mod tests {
         ] {
             check_against_lightning_invoice(&terms(10_000, d, &hash, &secret, 3600));
         }
-        // Expiries of zero, one and several 5-bit groups; other hashes and secrets.
-        for (expiry, byte) in [(0, 0u8), (1, 1), (31, 0xff), (32, 0x80), (86_400, 0x01)] {
+        // Expiries of zero, one, several and all thirteen 5-bit groups; other hashes and secrets.
+        for (expiry, byte) in [
+            (0, 0u8),
+            (1, 1),
+            (31, 0xff),
+            (32, 0x80),
+            (86_400, 0x01),
+            ((1 << 32) + 1, 0x5a),
+            (u64::MAX, 0xa5),
+        ] {
             let hash = [byte; 32];
             let secret = [byte.wrapping_add(1); 32];
             check_against_lightning_invoice(&terms(10_000, "d", &hash, &secret, expiry));
+        }
+        // The first and the last second BOLT11 can state.
+        for timestamp in [0, MAX_TIMESTAMP] {
+            let mut t = terms(10_000, "d", &hash, &secret, 60);
+            t.timestamp = timestamp;
+            check_against_lightning_invoice(&t);
         }
     }
 
@@ -373,6 +394,10 @@ mod tests {
         let e = encode_signed(&terms(1, &long, &hash, &secret, 60), sign).unwrap_err();
         assert_eq!(e, EncodeError::DescriptionTooLong(640));
         assert!(e.to_string().contains("at most 639"), "{e}");
+
+        let e = encode_signed(&terms(0, "d", &hash, &secret, 60), sign).unwrap_err();
+        assert_eq!(e, EncodeError::ZeroAmount);
+        assert!(e.to_string().contains("above zero"), "{e}");
 
         let e = encode_signed(&terms(u64::MAX / 10 + 1, "d", &hash, &secret, 60), sign);
         assert_eq!(

@@ -445,8 +445,8 @@ impl DevWallet {
                 format!("cannot build invoice: {e}"),
             )
         })?;
-        let created = now_ms();
-        let expires = created.saturating_add(request.expiry.as_millis() as i64);
+        let expires =
+            created.saturating_add(i64::try_from(request.expiry.as_millis()).unwrap_or(i64::MAX));
         let (done, written) = tokio::sync::oneshot::channel();
         let row = NewInvoice {
             payment_hash: *hash.as_bytes(),
