@@ -13,17 +13,19 @@
 //!
 //! Run: `cargo bench -p l402-devnode --bench mint`.
 
+#[path = "support/signing.rs"]
+mod signing;
+
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use bitcoin::hashes::{Hash, sha256};
 use bitcoin::secp256k1::{Message, Secp256k1, SecretKey};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use l402::{InvoiceIssuer, InvoiceRequest, Msat};
 use l402_devnode::{DevNode, DevNodeConfig, DevWallet};
 use l402_store::Store;
 use l402_tower::{Authority, AuthorityOptions, Grant, Policy, Rejection};
-use lightning_invoice::{Currency, InvoiceBuilder, PaymentSecret};
+use signing::{hash_of, sign_invoice};
 
 /// Concurrent challenges per iteration of the `par64` cases.
 const PAR: usize = 64;
@@ -33,25 +35,6 @@ fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .expect("a Tokio runtime")
-}
-
-fn sign_invoice(
-    secp: &Secp256k1<bitcoin::secp256k1::All>,
-    key: &SecretKey,
-    n: u64,
-) -> lightning_invoice::Bolt11Invoice {
-    let mut h = [0u8; 32];
-    h[..8].copy_from_slice(&n.to_le_bytes());
-    InvoiceBuilder::new(Currency::Regtest)
-        .description("L402 weather".to_string())
-        .payment_hash(sha256::Hash::from_byte_array(h))
-        .payment_secret(PaymentSecret([42; 32]))
-        .current_timestamp()
-        .min_final_cltv_expiry_delta(18)
-        .expiry_time(Duration::from_secs(3600))
-        .amount_milli_satoshis(10_000)
-        .build_signed(|msg| secp.sign_ecdsa_recoverable(msg, key))
-        .expect("a valid invoice")
 }
 
 type BenchAuthority = Authority<DevWallet, Store>;
@@ -135,9 +118,7 @@ fn bench(c: &mut Criterion) {
     c.bench_function("ecdsa_sign_recoverable", |b| {
         b.iter(|| {
             n += 1;
-            let mut h = [0u8; 32];
-            h[..8].copy_from_slice(&n.to_le_bytes());
-            secp.sign_ecdsa_recoverable(&Message::from_digest(black_box(h)), &key)
+            secp.sign_ecdsa_recoverable(&Message::from_digest(black_box(hash_of(n))), &key)
         })
     });
 

@@ -7,12 +7,14 @@
 //! making the ECDSA signature alone over a 32-byte hash (the floor of any invoice). Prints one
 //! line: `build_sign <per second> <µs each> ecdsa <per second> <µs each>`.
 
+#[path = "../benches/support/signing.rs"]
+mod signing;
+
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use bitcoin::hashes::{Hash, sha256};
 use bitcoin::secp256k1::{Message, Secp256k1, SecretKey};
-use lightning_invoice::{Currency, InvoiceBuilder, PaymentSecret};
+use signing::{hash_of, sign_invoice};
 
 /// Calls `f` with a counter until `secs` have passed; returns calls per second.
 fn rate(secs: f64, mut f: impl FnMut(u64)) -> f64 {
@@ -29,12 +31,6 @@ fn rate(secs: f64, mut f: impl FnMut(u64)) -> f64 {
     n as f64 / start.elapsed().as_secs_f64()
 }
 
-fn hash_of(n: u64) -> [u8; 32] {
-    let mut h = [0u8; 32];
-    h[..8].copy_from_slice(&n.to_le_bytes());
-    h
-}
-
 fn main() {
     let secs: f64 = match std::env::args().nth(1).map(|s| s.parse()) {
         Some(Ok(s)) if s > 0.0 => s,
@@ -46,17 +42,7 @@ fn main() {
     let secp = Secp256k1::new();
     let key = SecretKey::from_slice(&[0x11; 32]).expect("a valid key");
     let build_sign = rate(secs / 2.0, |n| {
-        let invoice = InvoiceBuilder::new(Currency::Regtest)
-            .description("L402 weather".to_string())
-            .payment_hash(sha256::Hash::from_byte_array(hash_of(n)))
-            .payment_secret(PaymentSecret([42; 32]))
-            .current_timestamp()
-            .min_final_cltv_expiry_delta(18)
-            .expiry_time(Duration::from_secs(3600))
-            .amount_milli_satoshis(10_000)
-            .build_signed(|msg| secp.sign_ecdsa_recoverable(msg, &key))
-            .expect("a valid invoice");
-        black_box(invoice);
+        black_box(sign_invoice(&secp, &key, n));
     });
     let ecdsa = rate(secs / 2.0, |n| {
         let msg = Message::from_digest(black_box(hash_of(n)));

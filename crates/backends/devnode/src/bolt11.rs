@@ -9,7 +9,7 @@
 //! for signing with SHA-256, checksummed with the bech32 crate's engine and spelled into a
 //! string sized up front. Decoding stays with lightning-invoice.
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 
 use bitcoin::bech32::primitives::checksum::{Engine, PackedFe32};
 use bitcoin::bech32::{Bech32, Fe32, Hrp};
@@ -149,20 +149,27 @@ fn human_readable_part(amount_msat: u64) -> Result<String, EncodeError> {
     .map(|(m, unit)| (pico / m, unit))
     .expect("every amount is a whole number of pico-bitcoin");
     let mut hrp = String::with_capacity(6 + 20 + 1);
-    hrp.push_str("lnbcrt");
-    hrp.push_str(&value.to_string());
-    hrp.push(unit);
+    write!(hrp, "lnbcrt{value}{unit}").expect("writing to a String cannot fail");
     Ok(hrp)
 }
 
 /// What BOLT11 signs: SHA-256 of the human-readable part's bytes followed by the data part's
 /// 5-bit values packed into bytes, zero bits padding the last one.
 fn signing_hash(hrp: &[u8], data: &[u8]) -> [u8; 32] {
-    let mut packed = Vec::with_capacity(data.len() * 5 / 8 + 1);
-    regroup(data, 5, 8, |b| packed.push(b));
     let mut hasher = Sha256::new();
     hasher.update(hrp);
-    hasher.update(&packed);
+    // Packed a block at a time into a buffer on the stack.
+    let mut block = [0u8; 64];
+    let mut filled = 0;
+    regroup(data, 5, 8, |b| {
+        block[filled] = b;
+        filled += 1;
+        if filled == block.len() {
+            hasher.update(block);
+            filled = 0;
+        }
+    });
+    hasher.update(&block[..filled]);
     hasher.finalize().into()
 }
 
