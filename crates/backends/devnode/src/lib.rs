@@ -6,8 +6,9 @@
 //!   BOLT11 decoder reads them and the payee key verifies (they are written by a small encoder of
 //!   its own, tested to match lightning-invoice's output character for character, at a fraction
 //!   of its builder's cost);
-//! * preimages are random, kept in **SQLite** (a file, or memory for tests) with every invoice and
-//!   payment, so a restart loses nothing;
+//! * preimages are random, kept in **SQLite** (a file, or memory for tests) with each invoice's
+//!   wallet, amount and expiry (not its string: paying decodes the one the payer presents) and
+//!   every payment, so a restart loses nothing;
 //! * a payment from one of its **wallets** to an invoice of another settles at once and reveals the
 //!   preimage; invoices **expire**; a wallet cannot spend more than its balance; a routing fee can
 //!   be simulated to exercise fee limits.

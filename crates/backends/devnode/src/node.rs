@@ -105,13 +105,13 @@ fn msat_i64(m: Msat, call: &'static str) -> Result<i64, BackendError> {
 const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS node (id INTEGER PRIMARY KEY CHECK (id = 1), secret_key BLOB NOT NULL)",
     "CREATE TABLE IF NOT EXISTS wallets (name TEXT PRIMARY KEY, balance_msat INTEGER NOT NULL CHECK (balance_msat >= 0))",
+    // The invoice's string and memo are not kept: nothing reads them back (paying decodes the
+    // string the payer presents), and they were three quarters of every row written.
     "CREATE TABLE IF NOT EXISTS invoices (
         payment_hash BLOB PRIMARY KEY,
         preimage BLOB NOT NULL,
         wallet TEXT NOT NULL,
-        bolt11 TEXT NOT NULL,
         amount_msat INTEGER NOT NULL,
-        memo TEXT NOT NULL,
         created_ms INTEGER NOT NULL,
         expires_ms INTEGER NOT NULL,
         settled_ms INTEGER
@@ -127,14 +127,36 @@ const SCHEMA: &[&str] = &[
     )",
 ];
 
+/// A database written by an earlier build kept each invoice's string and memo (`NOT NULL`, so
+/// inserts without them would fail): they go, in one transaction.
+async fn drop_unread_invoice_columns(pool: &SqlitePool) -> Result<(), BackendError> {
+    let mut tx = pool.begin().await.map_err(db_err("open"))?;
+    let old: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM pragma_table_info('invoices') WHERE name IN ('bolt11', 'memo')",
+    )
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(db_err("open"))?;
+    if old == 0 {
+        return Ok(());
+    }
+    for column in ["bolt11", "memo"] {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "ALTER TABLE invoices DROP COLUMN {column}"
+        )))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err("open: upgrade the invoice table"))?;
+    }
+    tx.commit().await.map_err(db_err("open"))
+}
+
 /// An invoice to record.
 struct NewInvoice {
     payment_hash: [u8; 32],
     preimage: [u8; 32],
     wallet: String,
-    bolt11: String,
     amount_msat: i64,
-    memo: String,
     created_ms: i64,
     expires_ms: i64,
 }
@@ -147,7 +169,7 @@ struct PendingInvoice {
 /// The final hop's CLTV delta the dev node's invoices ask for.
 const MIN_FINAL_CLTV_EXPIRY_DELTA: u64 = 18;
 
-/// The most invoices written in one transaction (and one statement: 8 columns each).
+/// The most invoices written in one transaction (and one statement: 6 columns each).
 const INVOICE_BATCH: usize = 128;
 
 /// Writes invoices as they come, those that arrive during a write together in the next one:
@@ -188,9 +210,9 @@ fn spawn_invoice_writer(pool: SqlitePool) -> tokio::sync::mpsc::Sender<PendingIn
 }
 
 async fn write_invoices(pool: &SqlitePool, batch: &[PendingInvoice]) -> Result<(), sqlx::Error> {
-    let group = "(?, ?, ?, ?, ?, ?, ?, ?)";
+    let group = "(?, ?, ?, ?, ?, ?)";
     let mut sql = String::from(
-        "INSERT INTO invoices (payment_hash, preimage, wallet, bolt11, amount_msat, memo, created_ms, expires_ms) VALUES ",
+        "INSERT INTO invoices (payment_hash, preimage, wallet, amount_msat, created_ms, expires_ms) VALUES ",
     );
     for i in 0..batch.len() {
         if i > 0 {
@@ -205,9 +227,7 @@ async fn write_invoices(pool: &SqlitePool, batch: &[PendingInvoice]) -> Result<(
             .bind(r.payment_hash.to_vec())
             .bind(r.preimage.to_vec())
             .bind(r.wallet.as_str())
-            .bind(r.bolt11.as_str())
             .bind(r.amount_msat)
-            .bind(r.memo.as_str())
             .bind(r.created_ms)
             .bind(r.expires_ms);
     }
@@ -273,6 +293,7 @@ impl DevNode {
                 .await
                 .map_err(db_err("open"))?;
         }
+        drop_unread_invoice_columns(&pool).await?;
         let existing = sqlx::query("SELECT secret_key FROM node WHERE id = 1")
             .fetch_optional(&pool)
             .await
@@ -452,9 +473,7 @@ impl DevWallet {
             payment_hash: *hash.as_bytes(),
             preimage: *preimage.as_bytes(),
             wallet: self.name.clone(),
-            bolt11: bolt11.clone(),
             amount_msat: amount,
-            memo: request.memo.clone(),
             created_ms: created,
             expires_ms: expires,
         };

@@ -137,6 +137,83 @@ async fn state_and_key_survive_a_restart() {
 }
 
 #[tokio::test]
+async fn a_database_of_an_earlier_build_is_upgraded_and_its_invoices_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("devnode.sqlite");
+    let inv = {
+        let n = DevNode::open(&path, DevNodeConfig::default())
+            .await
+            .unwrap();
+        n.wallet("shop")
+            .create_invoice(InvoiceRequest::new(Msat::from_sat(5), "before"))
+            .await
+            .unwrap()
+    };
+    // Put the invoice table back the way earlier builds wrote it: the invoice string and
+    // memo in NOT NULL columns without defaults.
+    let url = format!("sqlite:{}", path.display());
+    let mut db = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url)
+        .await
+        .unwrap();
+    for stmt in [
+        "CREATE TABLE invoices_old (payment_hash BLOB PRIMARY KEY, preimage BLOB NOT NULL,
+            wallet TEXT NOT NULL, bolt11 TEXT NOT NULL, amount_msat INTEGER NOT NULL,
+            memo TEXT NOT NULL, created_ms INTEGER NOT NULL, expires_ms INTEGER NOT NULL,
+            settled_ms INTEGER)",
+        "INSERT INTO invoices_old SELECT payment_hash, preimage, wallet, 'lnbcrt1old',
+            amount_msat, 'before', created_ms, expires_ms, settled_ms FROM invoices",
+        "DROP TABLE invoices",
+        "ALTER TABLE invoices_old RENAME TO invoices",
+    ] {
+        sqlx::query(stmt).execute(&mut db).await.unwrap();
+    }
+    const COLUMNS: &str = "SELECT name FROM pragma_table_info('invoices')";
+    let before: Vec<String> = sqlx::query_scalar(COLUMNS)
+        .fetch_all(&mut db)
+        .await
+        .unwrap();
+    assert!(before.iter().any(|c| c == "bolt11"), "{before:?}");
+    drop(db);
+
+    let n = DevNode::open(&path, DevNodeConfig::default())
+        .await
+        .unwrap();
+    // New invoices are written (an old table would refuse rows without the string and memo)…
+    let fresh = n
+        .wallet("shop")
+        .create_invoice(InvoiceRequest::new(Msat::from_sat(6), "after"))
+        .await
+        .unwrap();
+    // …and the old one is still known and payable.
+    assert_eq!(
+        n.wallet("shop")
+            .invoice_state(&inv.payment_hash)
+            .await
+            .unwrap(),
+        l402::InvoiceState::Open
+    );
+    for i in [inv, fresh] {
+        let paid = n
+            .wallet("alice")
+            .pay(PayRequest::new(i.bolt11, Msat::ZERO))
+            .await
+            .unwrap();
+        assert!(paid.preimage.matches(&i.payment_hash));
+    }
+    let mut db = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url)
+        .await
+        .unwrap();
+    let left: Vec<String> = sqlx::query_scalar(COLUMNS)
+        .fetch_all(&mut db)
+        .await
+        .unwrap();
+    assert!(
+        !left.iter().any(|c| c == "bolt11" || c == "memo"),
+        "{left:?}"
+    );
+}
+
+#[tokio::test]
 async fn invoices_of_another_node_have_no_route() {
     let a = node().await;
     let b = node().await;
