@@ -18,6 +18,13 @@
 #                             interleaved (ROUNDS rounds, each binary auth off and verified, DURATION s
 #                             each), reporting CPU µs per request of the proxy process — steadier
 #                             than requests per second on a shared machine: bench/results/ab.txt
+#   bench/run.sh --co         A/B of two builds at the same time: AB_BINS="a/l402 b/l402" both on
+#                             SUT_CPU, each driven by its own wrk (CONNS/2 connections) on LOAD_CPU,
+#                             ROUNDS rounds of DURATION s, fresh databases every round; CO_TARGET=mint
+#                             (default: every request mints a challenge), verified or off. The host's
+#                             speed drifts by 15 % and more within minutes; two builds measured over
+#                             the same seconds share the drift, so the difference of their CPU µs per
+#                             request shows changes of a few µs: bench/results/co.txt
 #
 # What runs (all on loopback):
 #   upstream        bench/tools `upstream`: hyper, HTTP/1.1 keep-alive, 200 with a 1 KiB body
@@ -57,8 +64,8 @@ QUIET_MAX=${QUIET_MAX:-15}
 QUIET_WAIT=${QUIET_WAIT:-300}
 
 case "$MODE" in
-  all | --profile | --massif | --perf | --ab) ;;
-  *) echo "usage: bench/run.sh [--profile | --massif | --perf | --ab]" >&2; exit 2 ;;
+  all | --profile | --massif | --perf | --ab | --co) ;;
+  *) echo "usage: bench/run.sh [--profile | --massif | --perf | --ab | --co]" >&2; exit 2 ;;
 esac
 
 log() { printf '[bench] %s\n' "$*" >&2; }
@@ -110,10 +117,14 @@ fi
 
 cd "$ROOT"
 TARGET=$(cargo metadata --format-version 1 --no-deps | grep -o '"target_directory":"[^"]*"' | cut -d'"' -f4)
-if [ "$MODE" = --ab ]; then
+if [ "$MODE" = --ab ] || [ "$MODE" = --co ]; then
   read -r -a AB <<<"${AB_BINS:-}"
   if [ ${#AB[@]} -lt 2 ]; then
-    echo "bench/run.sh --ab: set AB_BINS to two or more l402 binaries, e.g. AB_BINS=\"/tmp/old /tmp/new\"" >&2
+    echo "bench/run.sh $MODE: set AB_BINS to two or more l402 binaries, e.g. AB_BINS=\"/tmp/old /tmp/new\"" >&2
+    exit 2
+  fi
+  if [ "$MODE" = --co ] && [ ${#AB[@]} != 2 ]; then
+    echo "bench/run.sh --co: AB_BINS names exactly two binaries" >&2
     exit 2
   fi
   L402=${AB[0]}
@@ -184,8 +195,9 @@ P_OFF=$((PORT_BASE + 4))
 P_ON=$((PORT_BASE + 5))
 P_DEVNODE=$((PORT_BASE + 6))
 P_IDLE=$((PORT_BASE + 7))
+P_CO=$((PORT_BASE + 10)) # --co: proxy A, its dev node, proxy B, its dev node
 
-for p in $P_UP $P_UP_DIRECT $P_NGINX $P_OFF $P_ON $P_DEVNODE $P_IDLE; do
+for p in $P_UP $P_UP_DIRECT $P_NGINX $P_OFF $P_ON $P_DEVNODE $P_IDLE $P_CO $((P_CO + 1)) $((P_CO + 2)) $((P_CO + 3)); do
   if curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$p/"; then
     log "port $p is in use: set PORT_BASE"
     exit 1
@@ -463,6 +475,95 @@ if [ "$MODE" = --ab ]; then
       done
     done
   } | tee "$ROOT/bench/results/ab.txt"
+  exit 0
+fi
+
+# ---------------------------------------------------------------------------------------------
+# --co: two builds over the same seconds (see the top of this file).
+
+if [ "$MODE" = --co ]; then
+  CO_TARGET=${CO_TARGET:-mint}
+  case "$CO_TARGET" in
+    mint | verified) co_auth=on ;;
+    off) co_auth=off ;;
+    *) echo "bench/run.sh --co: CO_TARGET is mint, verified or off, not $CO_TARGET" >&2; exit 2 ;;
+  esac
+  [ "$CO_TARGET" = mint ] || start_upstreams
+  half=$((CONNS / 2))
+  [ "$half" -ge 1 ] || half=1
+  cat >"$RUN/status.lua" <<'LUA'
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+function init(args) statuses = {} end
+function response(status, headers, body) statuses[status] = (statuses[status] or 0) + 1 end
+function done(summary, latency, requests)
+  for _, t in ipairs(threads) do
+    for k, v in pairs(t:get("statuses")) do io.write(string.format("status %d %d\n", k, v)) end
+  end
+end
+LUA
+  # The answers that count: 402s with a challenge when minting, 200s otherwise.
+  want=200
+  [ "$CO_TARGET" = mint ] && want=402
+  answers() { awk -v w="$want" '$1 == "status" && $2 == w { print $3 }' "$1"; }
+  co_wrk() { # SECONDS OUT PORT [HEADER] → wrk in the background (sets LAST_WRK)
+    local args=(-t1 -c"$half" -d"$1s" -s "$RUN/status.lua")
+    [ -n "${4:-}" ] && args+=(-H "$4")
+    pin "$LOAD_CPU" wrk "${args[@]}" "http://127.0.0.1:$3/forecast" >"$2" 2>&1 &
+    LAST_WRK=$!
+  }
+  : >"$RUN/co.results"
+  for r in $(seq 1 "$ROUNDS"); do
+    # Fresh databases every round; the builds start in turn first.
+    declare -A CPID CHDR
+    for k in 0 1; do
+      i=$(((k + r - 1) % 2))
+      port=$((P_CO + 2 * i))
+      dir="$RUN/co-$r-$i"
+      mkdir -p "$dir"
+      write_proxy_config "$dir/c.yaml" "$port" "$co_auth" \
+        "devnode:?data=$dir/devnode.db&listen=127.0.0.1:$((port + 1))&wallet=shop" "sqlite:$dir/store.db"
+      spawn "co$i" "$SUT_CPU" "${AB[$i]}" proxy --config "$dir/c.yaml"
+      CPID[$i]=$LAST_PID
+      wait_http "http://127.0.0.1:$port/"
+      CHDR[$i]=""
+      if [ "$CO_TARGET" = verified ]; then
+        P_ON=$port P_DEVNODE=$((port + 1)) buy_token
+        CHDR[$i]="Authorization: $AUTH"
+      fi
+    done
+    wait_quiet
+    co_wrk "$WARMUP" "$RUN/co-warm-0.txt" "$P_CO" "${CHDR[0]}"
+    w0=$LAST_WRK
+    co_wrk "$WARMUP" "$RUN/co-warm-1.txt" $((P_CO + 2)) "${CHDR[1]}"
+    wait "$w0" "$LAST_WRK"
+    a0=$(cpu_ticks "${CPID[0]}")
+    b0=$(cpu_ticks "${CPID[1]}")
+    co_wrk "$DURATION" "$RUN/co-$r-0.txt" "$P_CO" "${CHDR[0]}"
+    w0=$LAST_WRK
+    co_wrk "$DURATION" "$RUN/co-$r-1.txt" $((P_CO + 2)) "${CHDR[1]}"
+    wait "$w0" "$LAST_WRK"
+    a1=$(cpu_ticks "${CPID[0]}")
+    b1=$(cpu_ticks "${CPID[1]}")
+    na=$(answers "$RUN/co-$r-0.txt")
+    nb=$(answers "$RUN/co-$r-1.txt")
+    awk -v a="$((a1 - a0))" -v b="$((b1 - b0))" -v na="${na:-0}" -v nb="${nb:-0}" -v hz="$CLK_TCK" -v d="$DURATION" 'BEGIN {
+      ua = (na > 0) ? a / hz * 1e6 / na : 0; ub = (nb > 0) ? b / hz * 1e6 / nb : 0
+      printf "%.2f %.2f %.2f %.0f %.0f\n", ua, ub, ub - ua, na / d, nb / d }' | tee -a "$RUN/co.results" >&2
+    stop "${CPID[0]}"
+    stop "${CPID[1]}"
+  done
+  {
+    echo "l402 co-scheduled A/B ($CO_TARGET) — $(date -u '+%Y-%m-%d %H:%M UTC'), ROUNDS=$ROUNDS DURATION=${DURATION}s, $half connections each"
+    machine
+    echo "Both builds on CPU $SUT_CPU at once, each with its own wrk on CPU $LOAD_CPU; CPU µs per"
+    echo "counted answer ($want) of each proxy process, each round:"
+    echo "  A = ${AB[0]}"
+    echo "  B = ${AB[1]}"
+    awk '{ printf "  round %d: A %8.2f µs  B %8.2f µs  B − A %+7.2f µs (%+.1f %%)   %6.0f / %6.0f answers/s\n", NR, $1, $2, $3, ($1 > 0) ? $3 / $1 * 100 : 0, $4, $5 }' "$RUN/co.results"
+    printf '  median: A %s µs, B %s µs, B − A %s µs\n' "$(awk '{ print $1 }' "$RUN/co.results" | median)" \
+      "$(awk '{ print $2 }' "$RUN/co.results" | median)" "$(awk '{ print $3 }' "$RUN/co.results" | median)"
+  } | tee "$ROOT/bench/results/co.txt"
   exit 0
 fi
 
