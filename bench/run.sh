@@ -25,6 +25,8 @@
 #                             speed drifts by 15 % and more within minutes; two builds measured over
 #                             the same seconds share the drift, so the difference of their CPU µs per
 #                             request shows changes of a few µs: bench/results/co.txt
+#   bench/run.sh --idle       the memory row alone: RSS of a verified proxy holding IDLE_CONNS idle
+#                             keep-alive connections, for L402_BIN or each of AB_BINS
 #
 # What runs (all on loopback):
 #   upstream        bench/tools `upstream`: hyper, HTTP/1.1 keep-alive, 200 with a 1 KiB body
@@ -64,8 +66,8 @@ QUIET_MAX=${QUIET_MAX:-15}
 QUIET_WAIT=${QUIET_WAIT:-300}
 
 case "$MODE" in
-  all | --profile | --massif | --perf | --ab | --co) ;;
-  *) echo "usage: bench/run.sh [--profile | --massif | --perf | --ab | --co]" >&2; exit 2 ;;
+  all | --profile | --massif | --perf | --ab | --co | --idle) ;;
+  *) echo "usage: bench/run.sh [--profile | --massif | --perf | --ab | --co | --idle]" >&2; exit 2 ;;
 esac
 
 log() { printf '[bench] %s\n' "$*" >&2; }
@@ -117,7 +119,11 @@ fi
 
 cd "$ROOT"
 TARGET=$(cargo metadata --format-version 1 --no-deps | grep -o '"target_directory":"[^"]*"' | cut -d'"' -f4)
-if [ "$MODE" = --ab ] || [ "$MODE" = --co ]; then
+AB=()
+if [ "$MODE" = --idle ] && [ -n "${AB_BINS:-}" ]; then
+  read -r -a AB <<<"$AB_BINS"
+  L402=${AB[0]}
+elif [ "$MODE" = --ab ] || [ "$MODE" = --co ]; then
   read -r -a AB <<<"${AB_BINS:-}"
   if [ ${#AB[@]} -lt 2 ]; then
     echo "bench/run.sh $MODE: set AB_BINS to two or more l402 binaries, e.g. AB_BINS=\"/tmp/old /tmp/new\"" >&2
@@ -479,6 +485,65 @@ if [ "$MODE" = --ab ]; then
 fi
 
 # ---------------------------------------------------------------------------------------------
+# Idle keep-alive connections: IDLE_CONNS connections held open by bench/tools `idle`, each of
+# which has served one request (verified with AUTH when given).
+
+hold_idle() { # PORT AUTH_HEADER → "opened ok failed established"; leaves connections open via fd 7
+  local fifo="$RUN/idle.fifo.$1"
+  rm -f "$fifo"
+  mkfifo "$fifo"
+  local cmd=("$IDLE_BIN" "127.0.0.1:$1" "$IDLE_CONNS" /forecast ${2:+"$2"})
+  if [ "$PIN" = 1 ]; then cmd=(taskset -c "$LOAD_CPU" "${cmd[@]}"); fi
+  HOLD=600 "${cmd[@]}" <"$fifo" >"$RUN/idle-$1.out" 2>&1 &
+  IDLE_PID=$!
+  PIDS+=("$IDLE_PID")
+  exec 7>"$fifo"
+  local i
+  for i in $(seq 1 600); do
+    grep -q '^ready' "$RUN/idle-$1.out" 2>/dev/null && break
+    sleep 0.2
+  done
+  sleep 2
+}
+release_idle() {
+  exec 7>&-
+  wait "$IDLE_PID" 2>/dev/null || true
+}
+
+# --idle: the memory row alone, for L402_BIN or each of AB_BINS: a fresh verified proxy (file
+# store, in-memory dev node) holding IDLE_CONNS connections that each served one verified request.
+if [ "$MODE" = --idle ]; then
+  start_upstreams
+  [ ${#AB[@]} -ge 1 ] || AB=("$L402")
+  for i in "${!AB[@]}"; do
+    write_proxy_config "$RUN/on.yaml" "$P_ON" on \
+      "devnode:?data=$RUN/devnode.db&listen=127.0.0.1:$P_DEVNODE&wallet=shop" "sqlite:$RUN/verified-$i.db"
+    spawn "idle$i-buy" "$SUT_CPU" "${AB[$i]}" proxy --config "$RUN/on.yaml"
+    pid=$LAST_PID
+    wait_http "http://127.0.0.1:$P_ON/"
+    buy_token
+    stop "$pid"
+    write_proxy_config "$RUN/idle.yaml" "$P_IDLE" on "devnode:" "sqlite:$RUN/verified-$i.db"
+    spawn "idle$i" "$SUT_CPU" "${AB[$i]}" proxy --config "$RUN/idle.yaml"
+    pid=$LAST_PID
+    wait_http "http://127.0.0.1:$P_IDLE/"
+    curl -s -o /dev/null -H "Authorization: $AUTH" "http://127.0.0.1:$P_IDLE/forecast"
+    sleep 1
+    before=$(rss_kib "$pid" VmRSS)
+    hold_idle "$P_IDLE" "Authorization: $AUTH"
+    ready=$(grep '^ready' "$RUN/idle-$P_IDLE.out" || echo "ready ?")
+    rss=$(rss_kib "$pid" VmRSS)
+    hwm=$(rss_kib "$pid" VmHWM)
+    est=$(established "$P_IDLE")
+    release_idle
+    stop "$pid"
+    awk -v b="${AB[$i]}" -v r="$rss" -v h="$hwm" -v z="$before" -v n="$IDLE_CONNS" -v e="$est" -v y="$ready" 'BEGIN {
+      printf "%-40s RSS %.1f MiB at %s idle connections (%s established; %s), peak %.1f MiB, %.1f MiB before\n", b, r / 1024, n, e, y, h / 1024, z / 1024 }'
+  done
+  exit 0
+fi
+
+# ---------------------------------------------------------------------------------------------
 # --co: two builds over the same seconds (see the top of this file).
 
 if [ "$MODE" = --co ]; then
@@ -795,28 +860,6 @@ wait_http "http://127.0.0.1:$P_IDLE/"
 curl -s -o /dev/null -H "Authorization: $AUTH" "http://127.0.0.1:$P_IDLE/forecast"
 sleep 1
 rss_before=$(rss_kib "$PID_IDLE" VmRSS)
-
-hold_idle() { # PORT AUTH_HEADER → "opened ok failed established"; leaves connections open via fd 7
-  local fifo="$RUN/idle.fifo.$1"
-  rm -f "$fifo"
-  mkfifo "$fifo"
-  local cmd=("$IDLE_BIN" "127.0.0.1:$1" "$IDLE_CONNS" /forecast ${2:+"$2"})
-  if [ "$PIN" = 1 ]; then cmd=(taskset -c "$LOAD_CPU" "${cmd[@]}"); fi
-  HOLD=600 "${cmd[@]}" <"$fifo" >"$RUN/idle-$1.out" 2>&1 &
-  IDLE_PID=$!
-  PIDS+=("$IDLE_PID")
-  exec 7>"$fifo"
-  local i
-  for i in $(seq 1 600); do
-    grep -q '^ready' "$RUN/idle-$1.out" 2>/dev/null && break
-    sleep 0.2
-  done
-  sleep 2
-}
-release_idle() {
-  exec 7>&-
-  wait "$IDLE_PID" 2>/dev/null || true
-}
 
 log "idle connections: $IDLE_CONNS to our verified proxy"
 hold_idle "$P_IDLE" "Authorization: $AUTH"
