@@ -21,10 +21,13 @@
 #   bench/run.sh --co         A/B of two builds at the same time: AB_BINS="a/l402 b/l402" both on
 #                             SUT_CPU, each driven by its own wrk (CONNS/2 connections) on LOAD_CPU,
 #                             ROUNDS rounds of DURATION s, fresh databases every round; CO_TARGET=mint
-#                             (default: every request mints a challenge), verified or off. The host's
-#                             speed drifts by 15 % and more within minutes; two builds measured over
-#                             the same seconds share the drift, so the difference of their CPU µs per
-#                             request shows changes of a few µs: bench/results/co.txt
+#                             (default: every request mints a challenge), verified or off; B runs
+#                             CO_TARGET_B when set (one build verified against itself with auth off
+#                             measures what verifying costs). The host's speed drifts by 15 % and
+#                             more within minutes; two builds measured over the same seconds share
+#                             the drift, so the difference of their CPU µs per request shows changes
+#                             of a few µs: bench/results/co.txt (CO_PERF=1: a perf profile of each
+#                             side, every round, in target/bench-run/co-ROUND-SIDE.perf)
 #   bench/run.sh --idle       the memory row alone: RSS of a verified proxy holding IDLE_CONNS idle
 #                             keep-alive connections, for L402_BIN or each of AB_BINS
 #
@@ -34,7 +37,9 @@
 #   ours auth-off   `l402 proxy`, the service with `auth: off`
 #   ours verified   `l402 proxy`, `auth: on`, every request carries a valid L402 credential
 #                   (4 caveats) paid once up front through the embedded dev node
-# One load generator (wrk, 1 thread) drives them all, alternating, ROUNDS rounds of DURATION s.
+# One load generator (wrk, 1 thread) drives them all, alternating, ROUNDS rounds of DURATION s,
+# with the same request: the verified scenario's (its `Authorization` included; SAME_REQUEST=0
+# sends it to the verified proxy only, as the reports before 2026-12-03 did).
 #
 # CPU roles on a 2-core machine (PIN=1, the default): the server under test (SUT) runs alone on
 # SUT_CPU (default 1), so every server gets exactly one core (nginx 1 worker; Tokio sees one CPU
@@ -46,6 +51,7 @@
 # Environment knobs: DURATION (10) ROUNDS (3) CONNS (64) WARMUP (3) IDLE_CONNS (10000)
 # CRITERION (1: run the criterion benches) PIN (1) LOAD_CPU (0) SUT_CPU (1) PORT_BASE (18100)
 # MINT_DURATION (DURATION) PROFILE_SECONDS (20) QUIET_MAX (15 %) QUIET_WAIT (300 s) L402_BIN (a prebuilt l402 binary: skips the build)
+# SAME_REQUEST (1)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -458,8 +464,10 @@ if [ "$MODE" = --ab ]; then
       wait_http "http://127.0.0.1:$P_ON/"
       [ -n "$AUTH" ] || buy_token
       log "round $r/$ROUNDS: ${AB[$i]}"
-      run_wrk "warmup" "http://127.0.0.1:$P_OFF/forecast" "$WARMUP" "$PID_OFF" >/dev/null
-      run_wrk "ab$i-off" "http://127.0.0.1:$P_OFF/forecast" "$DURATION" "$PID_OFF" >/dev/null
+      SAME=""
+      [ "${SAME_REQUEST:-1}" = 1 ] && SAME="Authorization: $AUTH"
+      run_wrk "warmup" "http://127.0.0.1:$P_OFF/forecast" "$WARMUP" "$PID_OFF" "$SAME" >/dev/null
+      run_wrk "ab$i-off" "http://127.0.0.1:$P_OFF/forecast" "$DURATION" "$PID_OFF" "$SAME" >/dev/null
       run_wrk "warmup" "http://127.0.0.1:$P_ON/forecast" "$WARMUP" "$PID_ON" "Authorization: $AUTH" >/dev/null
       run_wrk "ab$i-on" "http://127.0.0.1:$P_ON/forecast" "$DURATION" "$PID_ON" "Authorization: $AUTH" >/dev/null
       stop "$PID_OFF"
@@ -548,12 +556,21 @@ fi
 
 if [ "$MODE" = --co ]; then
   CO_TARGET=${CO_TARGET:-mint}
-  case "$CO_TARGET" in
-    mint | verified) co_auth=on ;;
-    off) co_auth=off ;;
-    *) echo "bench/run.sh --co: CO_TARGET is mint, verified or off, not $CO_TARGET" >&2; exit 2 ;;
-  esac
-  [ "$CO_TARGET" = mint ] || start_upstreams
+  # B may run another scenario than A (CO_TARGET_B): one build verified against itself with
+  # auth off measures what verifying costs, over the same seconds.
+  CO_TARGET_B=${CO_TARGET_B:-$CO_TARGET}
+  declare -A CO_SCEN=([0]="$CO_TARGET" [1]="$CO_TARGET_B") CO_AUTH CO_WANT
+  for i in 0 1; do
+    case "${CO_SCEN[$i]}" in
+      mint | verified) CO_AUTH[$i]=on ;;
+      off) CO_AUTH[$i]=off ;;
+      *) echo "bench/run.sh --co: CO_TARGET and CO_TARGET_B are mint, verified or off, not ${CO_SCEN[$i]}" >&2; exit 2 ;;
+    esac
+    # The answers that count: 402s with a challenge when minting, 200s otherwise.
+    CO_WANT[$i]=200
+    [ "${CO_SCEN[$i]}" = mint ] && CO_WANT[$i]=402
+  done
+  [ "$CO_TARGET" = mint ] && [ "$CO_TARGET_B" = mint ] || start_upstreams
   half=$((CONNS / 2))
   [ "$half" -ge 1 ] || half=1
   cat >"$RUN/status.lua" <<'LUA'
@@ -567,10 +584,7 @@ function done(summary, latency, requests)
   end
 end
 LUA
-  # The answers that count: 402s with a challenge when minting, 200s otherwise.
-  want=200
-  [ "$CO_TARGET" = mint ] && want=402
-  answers() { awk -v w="$want" '$1 == "status" && $2 == w { print $3 }' "$1"; }
+  answers() { awk -v w="${CO_WANT[$2]}" '$1 == "status" && $2 == w { print $3 }' "$1"; }
   co_wrk() { # SECONDS OUT PORT [HEADER] → wrk in the background (sets LAST_WRK)
     local args=(-t1 -c"$half" -d"$1s" -s "$RUN/status.lua")
     [ -n "${4:-}" ] && args+=(-H "$4")
@@ -578,6 +592,7 @@ LUA
     LAST_WRK=$!
   }
   : >"$RUN/co.results"
+  AUTH=""
   for r in $(seq 1 "$ROUNDS"); do
     # Fresh databases every round; the builds start in turn first.
     declare -A CPID CHDR
@@ -586,16 +601,21 @@ LUA
       port=$((P_CO + 2 * i))
       dir="$RUN/co-$r-$i"
       mkdir -p "$dir"
-      write_proxy_config "$dir/c.yaml" "$port" "$co_auth" \
+      write_proxy_config "$dir/c.yaml" "$port" "${CO_AUTH[$i]}" \
         "devnode:?data=$dir/devnode.db&listen=127.0.0.1:$((port + 1))&wallet=shop" "sqlite:$dir/store.db"
       spawn "co$i" "$SUT_CPU" "${AB[$i]}" proxy --config "$dir/c.yaml"
       CPID[$i]=$LAST_PID
       wait_http "http://127.0.0.1:$port/"
       CHDR[$i]=""
-      if [ "$CO_TARGET" = verified ]; then
+      if [ "${CO_SCEN[$i]}" = verified ]; then
         P_ON=$port P_DEVNODE=$((port + 1)) buy_token
         CHDR[$i]="Authorization: $AUTH"
       fi
+    done
+    # Auth off against verified: the same request bytes to both (the credential passes through
+    # the auth-off proxy to the upstream), so only the verifying differs.
+    for i in 0 1; do
+      if [ "${CO_SCEN[$i]}" = off ] && [ -n "${AUTH:-}" ]; then CHDR[$i]="Authorization: $AUTH"; fi
     done
     wait_quiet
     co_wrk "$WARMUP" "$RUN/co-warm-0.txt" "$P_CO" "${CHDR[0]}"
@@ -604,14 +624,20 @@ LUA
     wait "$w0" "$LAST_WRK"
     a0=$(cpu_ticks "${CPID[0]}")
     b0=$(cpu_ticks "${CPID[1]}")
+    if [ "${CO_PERF:-0}" = 1 ]; then
+      for i in 0 1; do
+        perf record -F 1999 -p "${CPID[$i]}" -o "$RUN/co-$r-$i.perf" -- sleep "$DURATION" >/dev/null 2>&1 &
+      done
+    fi
     co_wrk "$DURATION" "$RUN/co-$r-0.txt" "$P_CO" "${CHDR[0]}"
     w0=$LAST_WRK
     co_wrk "$DURATION" "$RUN/co-$r-1.txt" $((P_CO + 2)) "${CHDR[1]}"
     wait "$w0" "$LAST_WRK"
     a1=$(cpu_ticks "${CPID[0]}")
     b1=$(cpu_ticks "${CPID[1]}")
-    na=$(answers "$RUN/co-$r-0.txt")
-    nb=$(answers "$RUN/co-$r-1.txt")
+    [ "${CO_PERF:-0}" = 1 ] && sleep 1 # perf writes its file
+    na=$(answers "$RUN/co-$r-0.txt" 0)
+    nb=$(answers "$RUN/co-$r-1.txt" 1)
     awk -v a="$((a1 - a0))" -v b="$((b1 - b0))" -v na="${na:-0}" -v nb="${nb:-0}" -v hz="$CLK_TCK" -v d="$DURATION" 'BEGIN {
       ua = (na > 0) ? a / hz * 1e6 / na : 0; ub = (nb > 0) ? b / hz * 1e6 / nb : 0
       printf "%.2f %.2f %.2f %.0f %.0f\n", ua, ub, ub - ua, na / d, nb / d }' | tee -a "$RUN/co.results" >&2
@@ -619,12 +645,12 @@ LUA
     stop "${CPID[1]}"
   done
   {
-    echo "l402 co-scheduled A/B ($CO_TARGET) — $(date -u '+%Y-%m-%d %H:%M UTC'), ROUNDS=$ROUNDS DURATION=${DURATION}s, $half connections each"
+    echo "l402 co-scheduled A/B — $(date -u '+%Y-%m-%d %H:%M UTC'), ROUNDS=$ROUNDS DURATION=${DURATION}s, $half connections each"
     machine
     echo "Both builds on CPU $SUT_CPU at once, each with its own wrk on CPU $LOAD_CPU; CPU µs per"
-    echo "counted answer ($want) of each proxy process, each round:"
-    echo "  A = ${AB[0]}"
-    echo "  B = ${AB[1]}"
+    echo "counted answer (402 when minting, else 200) of each proxy process, each round:"
+    echo "  A = ${AB[0]} ($CO_TARGET)"
+    echo "  B = ${AB[1]} ($CO_TARGET_B)"
     awk '{ printf "  round %d: A %8.2f µs  B %8.2f µs  B − A %+7.2f µs (%+.1f %%)   %6.0f / %6.0f answers/s\n", NR, $1, $2, $3, ($1 > 0) ? $3 / $1 * 100 : 0, $4, $5 }' "$RUN/co.results"
     printf '  median: A %s µs, B %s µs, B − A %s µs\n' "$(awk '{ print $1 }' "$RUN/co.results" | median)" \
       "$(awk '{ print $2 }' "$RUN/co.results" | median)" "$(awk '{ print $3 }' "$RUN/co.results" | median)"
@@ -799,7 +825,12 @@ declare -A URL=(
   [ours-verified]="http://127.0.0.1:$P_ON/forecast"
 )
 declare -A SUT=([direct]=$PID_UP_DIRECT [nginx]=$PID_NGINX [ours-off]=$PID_OFF [ours-verified]=$PID_ON)
-declare -A HDR=([direct]="" [nginx]="" [ours-off]="" [ours-verified]="Authorization: $AUTH")
+# Every scenario gets the same request, the verified one's credential included (nginx and auth
+# off pass it on to the upstream, as the verified proxy does): only what each server does with it
+# differs. SAME_REQUEST=0: only the verified scenario sends it (the reports before 2026-12-03).
+SAME=""
+[ "${SAME_REQUEST:-1}" = 1 ] && SAME="Authorization: $AUTH"
+declare -A HDR=([direct]="$SAME" [nginx]="$SAME" [ours-off]="$SAME" [ours-verified]="Authorization: $AUTH")
 declare -A LABEL=([direct]="direct upstream" [nginx]="nginx proxy" [ours-off]="ours, auth off" [ours-verified]="ours, verified L402")
 
 log "warm-up: ${WARMUP}s each"
@@ -885,6 +916,11 @@ REPORT="$ROOT/bench/results/latest.txt"
   echo "l402 load benchmark — $(date -u '+%Y-%m-%d %H:%M UTC')"
   machine
   echo "command:  bench/run.sh   (DURATION=$DURATION ROUNDS=$ROUNDS CONNS=$CONNS WARMUP=$WARMUP IDLE_CONNS=$IDLE_CONNS PIN=$PIN)"
+  if [ -n "$SAME" ]; then
+    echo "requests: the same to every server: GET /forecast with the verified credential ($(printf '%s' "$AUTH" | wc -c)-byte Authorization value)"
+  else
+    echo "requests: GET /forecast; only the verified proxy's carry the credential (SAME_REQUEST=0)"
+  fi
   if [ "$PIN" = 1 ]; then
     echo "pinning:  server under test alone on CPU $SUT_CPU (nginx 1 worker, Tokio 1 worker); wrk -t1 and the upstream behind the proxies on CPU $LOAD_CPU"
   else
