@@ -441,7 +441,7 @@ machine() {
   echo "rustc:    $(rustc --version)"
   echo "nginx:    $("$NGINX" -v 2>&1 | sed 's/^nginx version: //')"
   echo "wrk:      $(wrk -v 2>&1 | head -n1 | awk '{ print $2 }')"
-  echo "commit:   $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet 2>/dev/null || echo ' (+ uncommitted changes)')"
+  echo "commit:   $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet -- . ':!bench/results' 2>/dev/null || echo ' (+ uncommitted changes)')"
 }
 
 # ---------------------------------------------------------------------------------------------
