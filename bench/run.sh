@@ -407,6 +407,22 @@ run_wrk() {
   echo "${rps:-0} ${p50:-0} ${p99:-0} $cpu ${non2xx:-0} ${errors:-0} $load $core ${s402:-0} $counted $us" | tee -a "$RUN/$name.results"
 }
 
+# A wrk script that counts every answer by status and prints "status CODE COUNT" lines at the
+# end (minting counts only 402s with a challenge; a fast 503 must not pass for a mint).
+write_status_lua() {
+  cat >"$RUN/status.lua" <<'LUA'
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+function init(args) statuses = {} end
+function response(status, headers, body) statuses[status] = (statuses[status] or 0) + 1 end
+function done(summary, latency, requests)
+  for _, t in ipairs(threads) do
+    for k, v in pairs(t:get("statuses")) do io.write(string.format("status %d %d\n", k, v)) end
+  end
+end
+LUA
+}
+
 median() { sort -g | awk '{ a[NR] = $1 } END { if (NR == 0) print 0; else if (NR % 2) print a[(NR + 1) / 2]; else printf "%.2f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 col_median() { # FILE COLUMN → the median over the rounds no other work disturbed (SUT core busy
   # at most 15 points above the SUT's own CPU use), or over all rounds if every one was disturbed
@@ -573,17 +589,7 @@ if [ "$MODE" = --co ]; then
   [ "$CO_TARGET" = mint ] && [ "$CO_TARGET_B" = mint ] || start_upstreams
   half=$((CONNS / 2))
   [ "$half" -ge 1 ] || half=1
-  cat >"$RUN/status.lua" <<'LUA'
-local threads = {}
-function setup(thread) table.insert(threads, thread) end
-function init(args) statuses = {} end
-function response(status, headers, body) statuses[status] = (statuses[status] or 0) + 1 end
-function done(summary, latency, requests)
-  for _, t in ipairs(threads) do
-    for k, v in pairs(t:get("statuses")) do io.write(string.format("status %d %d\n", k, v)) end
-  end
-end
-LUA
+  write_status_lua
   answers() { awk -v w="${CO_WANT[$2]}" '$1 == "status" && $2 == w { print $3 }' "$1"; }
   co_wrk() { # SECONDS OUT PORT [HEADER] → wrk in the background (sets LAST_WRK)
     local args=(-t1 -c"$half" -d"$1s" -s "$RUN/status.lua")
@@ -853,17 +859,7 @@ done
 
 # Every answer's status is counted (a Lua hook): only 402s with a challenge count as minted; a
 # 503 (backend or store unavailable) is fast and must not pass for minting.
-cat >"$RUN/status.lua" <<'LUA'
-local threads = {}
-function setup(thread) table.insert(threads, thread) end
-function init(args) statuses = {} end
-function response(status, headers, body) statuses[status] = (statuses[status] or 0) + 1 end
-function done(summary, latency, requests)
-  for _, t in ipairs(threads) do
-    for k, v in pairs(t:get("statuses")) do io.write(string.format("status %d %d\n", k, v)) end
-  end
-end
-LUA
+write_status_lua
 # Each round is followed by the baseline on the same core: BOLT11 build+sign with
 # lightning-invoice, and the ECDSA signature alone (the example `sign_rate`, MINT_DURATION s),
 # so the ratio compares rates measured minutes apart, not a criterion number from another hour.
