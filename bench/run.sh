@@ -597,6 +597,12 @@ if [ "$MODE" = --co ]; then
     pin "$LOAD_CPU" wrk "${args[@]}" "http://127.0.0.1:$3/forecast" >"$2" 2>&1 &
     LAST_WRK=$!
   }
+  co_both() { # SECONDS TAG → both sides loaded at once, each answer count in $RUN/co-TAG-SIDE.txt
+    co_wrk "$1" "$RUN/co-$2-0.txt" "$P_CO" "${CHDR[0]}"
+    local first=$LAST_WRK
+    co_wrk "$1" "$RUN/co-$2-1.txt" $((P_CO + 2)) "${CHDR[1]}"
+    wait "$first" "$LAST_WRK"
+  }
   : >"$RUN/co.results"
   AUTH=""
   for r in $(seq 1 "$ROUNDS"); do
@@ -624,10 +630,7 @@ if [ "$MODE" = --co ]; then
       if [ "${CO_SCEN[$i]}" = off ] && [ -n "${AUTH:-}" ]; then CHDR[$i]="Authorization: $AUTH"; fi
     done
     wait_quiet
-    co_wrk "$WARMUP" "$RUN/co-warm-0.txt" "$P_CO" "${CHDR[0]}"
-    w0=$LAST_WRK
-    co_wrk "$WARMUP" "$RUN/co-warm-1.txt" $((P_CO + 2)) "${CHDR[1]}"
-    wait "$w0" "$LAST_WRK"
+    co_both "$WARMUP" warm
     a0=$(cpu_ticks "${CPID[0]}")
     b0=$(cpu_ticks "${CPID[1]}")
     if [ "${CO_PERF:-0}" = 1 ]; then
@@ -635,10 +638,7 @@ if [ "$MODE" = --co ]; then
         perf record -F 1999 -p "${CPID[$i]}" -o "$RUN/co-$r-$i.perf" -- sleep "$DURATION" >/dev/null 2>&1 &
       done
     fi
-    co_wrk "$DURATION" "$RUN/co-$r-0.txt" "$P_CO" "${CHDR[0]}"
-    w0=$LAST_WRK
-    co_wrk "$DURATION" "$RUN/co-$r-1.txt" $((P_CO + 2)) "${CHDR[1]}"
-    wait "$w0" "$LAST_WRK"
+    co_both "$DURATION" "$r"
     a1=$(cpu_ticks "${CPID[0]}")
     b1=$(cpu_ticks "${CPID[1]}")
     [ "${CO_PERF:-0}" = 1 ] && sleep 1 # perf writes its file

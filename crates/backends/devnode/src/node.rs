@@ -130,13 +130,25 @@ const SCHEMA: &[&str] = &[
 /// A database written by an earlier build kept each invoice's string and memo (`NOT NULL`, so
 /// inserts without them would fail): they go, in one transaction.
 async fn drop_unread_invoice_columns(pool: &SqlitePool) -> Result<(), BackendError> {
-    let mut tx = pool.begin().await.map_err(db_err("open"))?;
-    let old: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM pragma_table_info('invoices') WHERE name IN ('bolt11', 'memo')",
-    )
-    .fetch_one(&mut *tx)
-    .await
-    .map_err(db_err("open"))?;
+    const OLD_COLUMNS: &str =
+        "SELECT COUNT(*) FROM pragma_table_info('invoices') WHERE name IN ('bolt11', 'memo')";
+    let old: i64 = sqlx::query_scalar(OLD_COLUMNS)
+        .fetch_one(pool)
+        .await
+        .map_err(db_err("open"))?;
+    if old == 0 {
+        return Ok(());
+    }
+    // The write lock before looking again: another process opening the same file may be
+    // upgrading it at the same moment.
+    let mut tx = pool
+        .begin_with("BEGIN IMMEDIATE")
+        .await
+        .map_err(db_err("open"))?;
+    let old: i64 = sqlx::query_scalar(OLD_COLUMNS)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db_err("open"))?;
     if old == 0 {
         return Ok(());
     }
