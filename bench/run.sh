@@ -423,6 +423,10 @@ end
 LUA
 }
 
+# The header every unverified scenario sends: the verified credential (the same request to every
+# server, SAME_REQUEST=1, the default) or nothing (SAME_REQUEST=0, as before 2026-12-03).
+same_request() { if [ "${SAME_REQUEST:-1}" = 1 ] && [ -n "${AUTH:-}" ]; then echo "Authorization: $AUTH"; fi; }
+
 median() { sort -g | awk '{ a[NR] = $1 } END { if (NR == 0) print 0; else if (NR % 2) print a[(NR + 1) / 2]; else printf "%.2f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 col_median() { # FILE COLUMN → the median over the rounds no other work disturbed (SUT core busy
   # at most 15 points above the SUT's own CPU use), or over all rounds if every one was disturbed
@@ -480,8 +484,7 @@ if [ "$MODE" = --ab ]; then
       wait_http "http://127.0.0.1:$P_ON/"
       [ -n "$AUTH" ] || buy_token
       log "round $r/$ROUNDS: ${AB[$i]}"
-      SAME=""
-      [ "${SAME_REQUEST:-1}" = 1 ] && SAME="Authorization: $AUTH"
+      SAME=$(same_request)
       run_wrk "warmup" "http://127.0.0.1:$P_OFF/forecast" "$WARMUP" "$PID_OFF" "$SAME" >/dev/null
       run_wrk "ab$i-off" "http://127.0.0.1:$P_OFF/forecast" "$DURATION" "$PID_OFF" "$SAME" >/dev/null
       run_wrk "warmup" "http://127.0.0.1:$P_ON/forecast" "$WARMUP" "$PID_ON" "Authorization: $AUTH" >/dev/null
@@ -627,7 +630,7 @@ if [ "$MODE" = --co ]; then
     # Auth off against verified: the same request bytes to both (the credential passes through
     # the auth-off proxy to the upstream), so only the verifying differs.
     for i in 0 1; do
-      if [ "${CO_SCEN[$i]}" = off ] && [ -n "${AUTH:-}" ]; then CHDR[$i]="Authorization: $AUTH"; fi
+      if [ "${CO_SCEN[$i]}" = off ]; then CHDR[$i]=$(same_request); fi
     done
     wait_quiet
     co_both "$WARMUP" warm
@@ -834,8 +837,7 @@ declare -A SUT=([direct]=$PID_UP_DIRECT [nginx]=$PID_NGINX [ours-off]=$PID_OFF [
 # Every scenario gets the same request, the verified one's credential included (nginx and auth
 # off pass it on to the upstream, as the verified proxy does): only what each server does with it
 # differs. SAME_REQUEST=0: only the verified scenario sends it (the reports before 2026-12-03).
-SAME=""
-[ "${SAME_REQUEST:-1}" = 1 ] && SAME="Authorization: $AUTH"
+SAME=$(same_request)
 declare -A HDR=([direct]="$SAME" [nginx]="$SAME" [ours-off]="$SAME" [ours-verified]="Authorization: $AUTH")
 declare -A LABEL=([direct]="direct upstream" [nginx]="nginx proxy" [ours-off]="ours, auth off" [ours-verified]="ours, verified L402")
 
