@@ -9,7 +9,7 @@
 #                             (PROFILE_TARGET=off: the auth-off path, for the difference;
 #                             PROFILE_TARGET=mint: every request mints a challenge)
 #   bench/run.sh --perf       a native perf profile (user + kernel) of the same paths under full
-#                             load: bench/results/perf-<target>-*.txt (PERF_CALLGRAPH=dwarf,32768
+#                             load (PROFILE_TARGET=nginx: nginx's worker, same request): bench/results/perf-<target>-*.txt (PERF_CALLGRAPH=dwarf,32768
 #                             records call stacks too; the raw data stays in target/bench-run)
 #   bench/run.sh --massif     the heap of the verified proxy holding MASSIF_CONNS (2000) idle
 #                             connections, under massif: bench/results/massif-summary.txt
@@ -39,7 +39,10 @@
 #                   (4 caveats) paid once up front through the embedded dev node
 # One load generator (wrk, 1 thread) drives them all, alternating, ROUNDS rounds of DURATION s,
 # with the same request: the verified scenario's (its `Authorization` included; SAME_REQUEST=0
-# sends it to the verified proxy only, as the reports before 2026-12-03 did).
+# sends it to the verified proxy only, as the reports before 2026-12-03 did). Then the same
+# ROUNDS again as co-scheduled pairs (verified with nginx, verified with auth off: both servers
+# loaded over the same seconds, each by its own wrk with CONNS/2 connections), whose CPU cost
+# ratios do not move with the host's drift as the alternating rounds' do.
 #
 # CPU roles on a 2-core machine (PIN=1, the default): the server under test (SUT) runs alone on
 # SUT_CPU (default 1), so every server gets exactly one core (nginx 1 worker; Tokio sees one CPU
@@ -693,6 +696,10 @@ if [ "$MODE" = --profile ]; then
   if [ "$tgt" = verified ]; then
     buy_token
     AUTH_HEADER="Authorization: $AUTH"
+  elif [ "$tgt" = off ] && [ "${SAME_REQUEST:-1}" = 1 ]; then
+    # The same request as the verified profile's: a credential of the same shape (a 292-char
+    # macaroon, a 64-hex preimage), which the auth-off proxy forwards unread.
+    AUTH_HEADER="Authorization: L402 $(head -c 219 /dev/urandom | base64 -w0 | tr '+/' '-_'):$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
   fi
   wrk_h=()
   [ -n "$AUTH_HEADER" ] && wrk_h=(-H "$AUTH_HEADER")
@@ -735,17 +742,24 @@ if [ "$MODE" = --perf ]; then
   spawn ours-perf "$SUT_CPU" "$L402" proxy --config "$RUN/prof.yaml"
   PID_P=$LAST_PID
   wait_http "http://127.0.0.1:$P_ON/"
+  url="http://127.0.0.1:$P_ON/forecast"
+  if [ "$tgt" = nginx ]; then
+    # nginx's worker under the same request as the verified proxy gets (the proxy above only
+    # sells the token and then idles).
+    start_nginx
+    PID_P=$(proc_tree "$PID_NGINX" | tail -n 1)
+    url="http://127.0.0.1:$P_NGINX/forecast"
+  fi
   wrk_h=()
-  if [ "$tgt" = verified ]; then
+  if [ "$tgt" = verified ] || [ "$tgt" = nginx ]; then
     buy_token
     wrk_h=(-H "Authorization: $AUTH")
   fi
-  pin "$LOAD_CPU" wrk -t1 -c"$CONNS" -d2s "${wrk_h[@]}" "http://127.0.0.1:$P_ON/forecast" >/dev/null
+  pin "$LOAD_CPU" wrk -t1 -c"$CONNS" -d2s "${wrk_h[@]}" "$url" >/dev/null
   wait_quiet
   perf record -F 4999 ${PERF_CALLGRAPH:+--call-graph "$PERF_CALLGRAPH"} -o "$RUN/perf.data" -p "$PID_P" -- sleep "$PROFILE_SECONDS" >/dev/null 2>&1 &
   PERF_PID=$!
-  pin "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"${PROFILE_SECONDS}s" "${wrk_h[@]}" \
-    "http://127.0.0.1:$P_ON/forecast" >"$RUN/wrk-perf.txt"
+  pin "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"${PROFILE_SECONDS}s" "${wrk_h[@]}" "$url" >"$RUN/wrk-perf.txt"
   wait "$PERF_PID" || true
   out="$ROOT/bench/results"
   perf report -i "$RUN/perf.data" --stdio --sort dso 2>/dev/null | grep -v '^#' | grep -v '^$' >"$out/perf-$tgt-dso.txt" || true
@@ -855,13 +869,50 @@ for r in $(seq 1 "$ROUNDS"); do
 done
 
 # ---------------------------------------------------------------------------------------------
+# Co-scheduled pairs: the verified proxy and one other server (nginx; our auth-off proxy), both
+# on SUT_CPU over the same seconds, each driven by its own wrk (CONNS/2 connections) on
+# LOAD_CPU, ROUNDS rounds of DURATION s. The host's speed drifts by 15 % and more within minutes,
+# so the alternating rounds above compare moments of different speed; a pair shares the drift,
+# and the ratio of the two CPU costs per request is steady to a few per cent.
+
+write_status_lua
+co_pair() { # A B → "A_µs B_µs" (CPU µs per 200 of each) appended to $RUN/pair-A-B.results
+  local a=$1 b=$2 half=$((CONNS / 2)) s
+  [ "$half" -ge 1 ] || half=1
+  declare -A t0 t1 wpid n
+  wait_quiet
+  for s in "$a" "$b"; do t0[$s]=$(cpu_ticks "${SUT[$s]}"); done
+  for s in "$a" "$b"; do
+    local args=(-t1 -c"$half" -d"${DURATION}s" -s "$RUN/status.lua")
+    [ -n "${HDR[$s]}" ] && args+=(-H "${HDR[$s]}")
+    pin "$LOAD_CPU" wrk "${args[@]}" "${URL[$s]}" >"$RUN/pair-$s.txt" 2>&1 &
+    wpid[$s]=$!
+  done
+  for s in "$a" "$b"; do wait "${wpid[$s]}" || true; done
+  for s in "$a" "$b"; do
+    t1[$s]=$(cpu_ticks "${SUT[$s]}")
+    n[$s]=$(awk '$1 == "status" && $2 == 200 { print $3 }' "$RUN/pair-$s.txt")
+  done
+  awk -v ca="$((t1[$a] - t0[$a]))" -v na="${n[$a]:-0}" -v cb="$((t1[$b] - t0[$b]))" -v nb="${n[$b]:-0}" -v hz="$CLK_TCK" 'BEGIN {
+    printf "%.3f %.3f\n", (na > 0) ? ca / hz * 1e6 / na : 0, (nb > 0) ? cb / hz * 1e6 / nb : 0 }' |
+    tee -a "$RUN/pair-$a-$b.results" >&2
+}
+PAIRS=("ours-verified nginx" "ours-verified ours-off")
+for r in $(seq 1 "$ROUNDS"); do
+  for p in "${PAIRS[@]}"; do
+    log "co-scheduled round $r/$ROUNDS: $p"
+    # shellcheck disable=SC2086 # two scenario names
+    co_pair $p
+  done
+done
+
+# ---------------------------------------------------------------------------------------------
 # Challenge minting: wrk without a credential against the verified proxy (no mint limit), each
 # request mints a challenge: invoice from the in-process dev node, root key durably in SQLite
 # (WAL, synchronous=FULL, group commit), macaroon.
 
-# Every answer's status is counted (a Lua hook): only 402s with a challenge count as minted; a
-# 503 (backend or store unavailable) is fast and must not pass for minting.
-write_status_lua
+# Every answer's status is counted (the Lua hook written above): only 402s with a challenge
+# count as minted; a 503 (backend or store unavailable) is fast and must not pass for minting.
 # Each round is followed by the baseline on the same core: BOLT11 build+sign with
 # lightning-invoice, and the ECDSA signature alone (the example `sign_rate`, MINT_DURATION s),
 # so the ratio compares rates measured minutes apart, not a criterion number from another hour.
@@ -966,6 +1017,18 @@ REPORT="$ROOT/bench/results/latest.txt"
   printf '%-34s %7s\n' "ours-auth-off ÷ nginx" "$(ratio "$nu" "$ou")"
   saturated=$(cat "$RUN/nginx.results" "$RUN/ours-off.results" "$RUN/ours-verified.results" | awk '$7 >= 85 { n++ } END { print n + 0 }')
   [ "$saturated" -gt 0 ] && echo "  ($saturated proxy rounds had the load core ≥ 85 % busy: their req/s may be the load side's limit, not the server's)"
+  echo "co-scheduled pairs (both servers on CPU $SUT_CPU over the same seconds, each with its own wrk -c$((CONNS / 2)); capacity ratio = the other's CPU µs ÷ verified's, per round, then the median)"
+  for p in "${PAIRS[@]}"; do
+    read -r pa pb <<<"$p"
+    f="$RUN/pair-$pa-$pb.results"
+    target=""
+    [ "$pb" = nginx ] && target="≥ 1.00"
+    [ "$pb" = ours-off ] && target="≥ 0.95"
+    printf '%-34s %7s   %-7s (CPU µs per request: %s %s, %s %s; rounds: %s)\n' "ours-verified ÷ ${pb/ours-off/ours-auth-off}" \
+      "$(awk '$1 > 0 { print $2 / $1 }' "$f" | median | awk '{ printf "%.3f", $1 }')" "$target" \
+      "${LABEL[$pa]}" "$(awk '{ print $1 }' "$f" | median)" "${LABEL[$pb]}" "$(awk '{ print $2 }' "$f" | median)" \
+      "$(awk '$1 > 0 { printf "%s%.3f", (NR > 1 ? " " : ""), $2 / $1 }' "$f")"
+  done
   echo
   # Challenges per second = req/s × the share of answers that were 402s.
   awk '{ r = ($10 > 0) ? $1 * $9 / $10 : 0; $1 = sprintf("%.2f", r); print }' "$RUN/mint.results" >"$RUN/mint402.results"
