@@ -127,11 +127,23 @@ fn init_logging(format: &str) {
     }
 }
 
+/// The Tokio runtime: one worker per CPU the process may run on (or `TOKIO_WORKER_THREADS`,
+/// which Tokio reads), work-stealing between them; with one worker (a pinned process, a one-CPU
+/// container) Tokio's single-threaded scheduler instead, which runs the same tasks without the
+/// work-stealing queues' atomics and hand-offs (measured: 2.5 % less CPU per verified request,
+/// 13 % per challenge; BENCHMARKS.md).
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("a Tokio runtime")
+    let workers = match std::env::var("TOKIO_WORKER_THREADS") {
+        Ok(n) => n.trim().parse::<usize>().ok(),
+        Err(_) => std::thread::available_parallelism().ok().map(|n| n.get()),
+    };
+    let mut builder = if workers == Some(1) {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        // An unreadable TOKIO_WORKER_THREADS gets Tokio's own error here.
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    builder.enable_all().build().expect("a Tokio runtime")
 }
 
 /// mimalloc (v2, without transparent huge pages) instead of glibc's malloc: a challenge frees

@@ -278,25 +278,30 @@ async fn narrowed_tokens_and_revocation() {
 
 #[tokio::test]
 async fn streaming_both_ways_sse_and_websocket() {
-    streaming(false).await;
+    streaming(&[]).await;
 }
 
 /// The same, with every connection parked between requests (see `l402_proxy::park`): bodies
 /// both ways, streamed events and upgrades must not be cut by it.
 #[tokio::test]
 async fn streaming_both_ways_with_connections_parked_between_requests() {
-    streaming(true).await;
+    streaming(&[("L402_PARK_IDLE_ABOVE", "0")]).await;
 }
 
-async fn streaming(parking: bool) {
+/// The same on one worker thread, where the proxy runs Tokio's single-threaded scheduler (as
+/// it does pinned to one CPU): streams both ways and upgrades on the same thread as the rest.
+#[tokio::test]
+async fn streaming_both_ways_on_one_worker_thread() {
+    streaming(&[("TOKIO_WORKER_THREADS", "1")]).await;
+}
+
+async fn streaming(env: &[(&str, &str)]) {
     let devnet = Devnet::start().await;
     let up = upstream().await;
-    let yaml = config(&devnet, up, "");
-    let proxy = if parking {
-        start_proxy_parking(&yaml)
-    } else {
-        start_proxy(&yaml)
-    };
+    let proxy = start_proxy_env(&config(&devnet, up, ""), env);
+    if env.contains(&("TOKIO_WORKER_THREADS", "1")) {
+        assert_single_threaded_runtime(proxy.pid());
+    }
     let client = http();
     let auth = buy(&devnet, &client, &proxy.url("/big")).await;
 
@@ -403,19 +408,49 @@ async fn streaming(parking: bool) {
 
 #[tokio::test]
 async fn grpc_unary_and_streaming_with_trailers() {
+    grpc(&[]).await;
+}
+
+/// The same on Tokio's single-threaded scheduler (one worker thread).
+#[tokio::test]
+async fn grpc_unary_and_streaming_on_one_worker_thread() {
+    grpc(&[("TOKIO_WORKER_THREADS", "1")]).await;
+}
+
+/// No thread of the process `pid` is a Tokio worker: the single-threaded scheduler runs every
+/// task on the thread that started the runtime (Linux: thread names from `/proc`).
+fn assert_single_threaded_runtime(pid: u32) {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return; // not Linux
+    };
+    let names: Vec<String> = tasks
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .map(|n| n.trim().to_owned())
+        .collect();
+    assert!(!names.is_empty());
+    assert!(
+        !names.iter().any(|n| n.starts_with("tokio-rt-worker")),
+        "one worker thread should mean Tokio's single-threaded scheduler; threads: {names:?}"
+    );
+}
+
+async fn grpc(env: &[(&str, &str)]) {
     use tonic_health::pb::HealthCheckRequest;
     use tonic_health::pb::health_client::HealthClient;
 
     let devnet = Devnet::start().await;
     let up = upstream().await;
     let (grpc, reporter) = grpc_upstream().await;
-    let proxy = start_proxy(&config(
-        &devnet,
-        up,
-        &format!(
-            "  - name: grpc\n    path: ^/grpc\\.health\n    upstream: h2c://{grpc}\n    price_sat: 3\n"
+    let proxy = start_proxy_env(
+        &config(
+            &devnet,
+            up,
+            &format!(
+                "  - name: grpc\n    path: ^/grpc\\.health\n    upstream: h2c://{grpc}\n    price_sat: 3\n"
+            ),
         ),
-    ));
+        env,
+    );
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", proxy.addr))
         .unwrap()
         .connect()

@@ -248,8 +248,13 @@ pub fn start_proxy(yaml: &str) -> Running {
 /// As [`start_proxy`], with plaintext HTTP/1 connections parked between every two requests
 /// (`L402_PARK_IDLE_ABOVE=0`) instead of only when more than a thousand are open.
 pub fn start_proxy_parking(yaml: &str) -> Running {
+    start_proxy_env(yaml, &[("L402_PARK_IDLE_ABOVE", "0")])
+}
+
+/// As [`start_proxy`], with these environment variables set for the proxy.
+pub fn start_proxy_env(yaml: &str, env: &[(&str, &str)]) -> Running {
     let dir = tempfile::tempdir().unwrap().keep();
-    start(&dir, "proxy.yaml", yaml, &[("L402_PARK_IDLE_ABOVE", "0")])
+    start(&dir, "proxy.yaml", yaml, env)
 }
 
 pub fn start_proxy_in(dir: &Path, file: &str, text: &str) -> Running {
