@@ -147,18 +147,20 @@ elif [ -n "${L402_BIN:-}" ]; then
   L402=$L402_BIN
   log "using the prebuilt binary $L402 (L402_BIN)"
 else
-  log "building the release binary (cargo build --release -p l402-cli)"
-  cargo build --release -p l402-cli >&2
-  L402="$TARGET/release/l402"
+  # The production build (`release-lto`: fat LTO, one codegen unit; see Cargo.toml).
+  log "building the release binary (cargo build --profile release-lto -p l402-cli)"
+  cargo build --profile release-lto -p l402-cli >&2
+  L402="$TARGET/release-lto/l402"
 fi
 log "building bench/tools (upstream, idle)"
 CARGO_TARGET_DIR="$TARGET/bench-tools" cargo build --release --manifest-path "$ROOT/bench/tools/Cargo.toml" >&2
 UPSTREAM_BIN="$TARGET/bench-tools/release/upstream"
 IDLE_BIN="$TARGET/bench-tools/release/idle"
 if [ "$MODE" = all ]; then
-  log "building the signing-rate probe (cargo build --release -p l402-devnode --example sign_rate)"
-  cargo build --release -p l402-devnode --example sign_rate >&2
-  SIGN_BIN="$TARGET/release/examples/sign_rate"
+  # The same profile as the proxy's, so the baseline is built as the proxy is.
+  log "building the signing-rate probe (cargo build --profile release-lto -p l402-devnode --example sign_rate)"
+  cargo build --profile release-lto -p l402-devnode --example sign_rate >&2
+  SIGN_BIN="$TARGET/release-lto/examples/sign_rate"
 fi
 
 RUN="$TARGET/bench-run"

@@ -451,6 +451,9 @@ async fn grpc(env: &[(&str, &str)]) {
         ),
         env,
     );
+    if env.contains(&("TOKIO_WORKER_THREADS", "1")) {
+        assert_single_threaded_runtime(proxy.pid());
+    }
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", proxy.addr))
         .unwrap()
         .connect()
