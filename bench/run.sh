@@ -9,7 +9,8 @@
 #                             (PROFILE_TARGET=off: the auth-off path, for the difference;
 #                             PROFILE_TARGET=mint: every request mints a challenge)
 #   bench/run.sh --perf       a native perf profile (user + kernel) of the same paths under full
-#                             load (PROFILE_TARGET=nginx: nginx's worker, same request): bench/results/perf-<target>-*.txt (PERF_CALLGRAPH=dwarf,32768
+#                             load (PROFILE_TARGET=nginx: nginx's worker, same request):
+#                             bench/results/perf-<target>-*.txt (PERF_CALLGRAPH=dwarf,32768
 #                             records call stacks too; the raw data stays in target/bench-run)
 #   bench/run.sh --massif     the heap of the verified proxy holding MASSIF_CONNS (2000) idle
 #                             connections, under massif: bench/results/massif-summary.txt
@@ -45,10 +46,10 @@
 # ratios do not move with the host's drift as the alternating rounds' do.
 #
 # CPU roles on a 2-core machine (PIN=1, the default): the server under test (SUT) runs alone on
-# SUT_CPU (default 1), so every server gets exactly one core (nginx 1 worker; Tokio sees one CPU
-# and starts one worker). wrk and the upstream behind the proxies share LOAD_CPU (default 0).
-# For the "direct upstream" baseline the upstream *is* the SUT, so a second upstream instance
-# runs on SUT_CPU. Each row reports the SUT's CPU use during the run: ~100% means the SUT was the
+# SUT_CPU (default 1), so every server gets exactly one core (nginx 1 worker; l402 sees one CPU
+# and runs Tokio's single-threaded scheduler). wrk and the upstream behind the proxies share
+# LOAD_CPU (default 0). For the "direct upstream" baseline the upstream *is* the SUT, so a
+# second upstream instance runs on SUT_CPU. Each row reports the SUT's CPU use during the run: ~100% means the SUT was the
 # bottleneck, as intended.
 #
 # Environment knobs: DURATION (10) ROUNDS (3) CONNS (64) WARMUP (3) IDLE_CONNS (10000)
@@ -973,7 +974,7 @@ REPORT="$ROOT/bench/results/latest.txt"
     echo "requests: GET /forecast; only the verified proxy's carry the credential (SAME_REQUEST=0)"
   fi
   if [ "$PIN" = 1 ]; then
-    echo "pinning:  server under test alone on CPU $SUT_CPU (nginx 1 worker, Tokio 1 worker); wrk -t1 and the upstream behind the proxies on CPU $LOAD_CPU"
+    echo "pinning:  server under test alone on CPU $SUT_CPU (nginx 1 worker; ours sees one CPU: Tokio's single-threaded scheduler); wrk -t1 and the upstream behind the proxies on CPU $LOAD_CPU"
   else
     echo "pinning:  none"
   fi
