@@ -127,23 +127,32 @@ fn init_logging(format: &str) {
     }
 }
 
-/// The Tokio runtime: one worker per CPU the process may run on (or `TOKIO_WORKER_THREADS`,
-/// which Tokio reads), work-stealing between them; with one worker (a pinned process, a one-CPU
-/// container) Tokio's single-threaded scheduler instead, which runs the same tasks without the
-/// work-stealing queues' atomics and hand-offs (measured: 2.5 % less CPU per verified request,
-/// 13 % per challenge; BENCHMARKS.md).
-fn runtime() -> tokio::runtime::Runtime {
+/// Runs `task` on a Tokio runtime: one worker per CPU the process may run on (or
+/// `TOKIO_WORKER_THREADS` of them), work-stealing between them; with one worker (a pinned
+/// process, a one-CPU container) Tokio's single-threaded scheduler instead, which runs the same
+/// tasks without the work-stealing queues' atomics and hand-offs (measured: 2.5 % less CPU per
+/// verified request, 13 % per challenge; BENCHMARKS.md).
+fn on_runtime(task: impl Future<Output = Result<(), Failure>>) -> Result<(), Failure> {
     let workers = match std::env::var("TOKIO_WORKER_THREADS") {
-        Ok(n) => n.trim().parse::<usize>().ok(),
-        Err(_) => std::thread::available_parallelism().ok().map(|n| n.get()),
+        Ok(v) => v.trim().parse::<usize>().ok().filter(|&n| n > 0).ok_or_else(|| {
+            Failure::invalid(format!(
+                "TOKIO_WORKER_THREADS must be a whole number of threads, at least 1 (it is {v:?})"
+            ))
+        })?,
+        Err(_) => std::thread::available_parallelism().map_or(1, |n| n.get()),
     };
-    let mut builder = if workers == Some(1) {
+    let mut builder = if workers == 1 {
         tokio::runtime::Builder::new_current_thread()
     } else {
-        // An unreadable TOKIO_WORKER_THREADS gets Tokio's own error here.
-        tokio::runtime::Builder::new_multi_thread()
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(workers);
+        b
     };
-    builder.enable_all().build().expect("a Tokio runtime")
+    let runtime = builder
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::invalid(format!("cannot start the Tokio runtime: {e}")))?;
+    runtime.block_on(task)
 }
 
 /// mimalloc (v2, without transparent huge pages) instead of glibc's malloc: a challenge frees
@@ -161,23 +170,23 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Token(cmd) => token::run(cmd),
         Command::Config(ConfigCommand::Check(a)) => proxy::check(a),
-        Command::Wallet(cmd) => runtime().block_on(wallet::run(cmd)),
+        Command::Wallet(cmd) => on_runtime(wallet::run(cmd)),
         Command::Demo(a) => {
             if std::env::var_os("RUST_LOG").is_some() {
                 init_logging(&cli.log_format);
             }
-            runtime().block_on(demo::run(a))
+            on_runtime(demo::run(a))
         }
-        Command::Get(a) => runtime().block_on(get::run(a)),
-        Command::Tokens(cmd) => runtime().block_on(get::tokens(cmd)),
-        Command::Spend(a) => runtime().block_on(get::spend(a)),
+        Command::Get(a) => on_runtime(get::run(a)),
+        Command::Tokens(cmd) => on_runtime(get::tokens(cmd)),
+        Command::Spend(a) => on_runtime(get::spend(a)),
         Command::Devnode(a) => {
             init_logging(&cli.log_format);
-            runtime().block_on(devnode::run(a))
+            on_runtime(devnode::run(a))
         }
         Command::Proxy(a) => {
             init_logging(&cli.log_format);
-            runtime().block_on(proxy::run(a))
+            on_runtime(proxy::run(a))
         }
     };
     match result {

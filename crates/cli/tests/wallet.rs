@@ -166,3 +166,45 @@ fn wallet_commands_against_a_real_lnbits() {
     assert!(err.contains("admin key"), "{err}");
     assert!(!err.contains(&lnbits.payer.inkey), "the key is not printed");
 }
+
+/// A `TOKIO_WORKER_THREADS` that is not a positive whole number is refused by name before
+/// anything runs, for every command that starts a runtime; one worker is fine.
+#[test]
+fn a_bad_worker_thread_count_is_named() {
+    let node = devnode(&[]);
+    let shop = format!("devnode://{}/shop", node.1);
+    for bad in ["0", "two", "-1", ""] {
+        let o = Command::new(env!("CARGO_BIN_EXE_l402"))
+            .args([
+                "wallet",
+                "invoice",
+                "--backend",
+                &shop,
+                "--amount-msat",
+                "1000",
+            ])
+            .env("TOKIO_WORKER_THREADS", bad)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(1), "{bad:?}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains("TOKIO_WORKER_THREADS must be a whole number")
+                && !err.contains("panicked"),
+            "{bad:?}: {err}"
+        );
+    }
+    let o = Command::new(env!("CARGO_BIN_EXE_l402"))
+        .args([
+            "wallet",
+            "invoice",
+            "--backend",
+            &shop,
+            "--amount-msat",
+            "1000",
+        ])
+        .env("TOKIO_WORKER_THREADS", " 1 ")
+        .output()
+        .unwrap();
+    assert!(json(&o)["bolt11"].as_str().unwrap().starts_with("lnbcrt"));
+}
