@@ -102,20 +102,42 @@ fn msat_i64(m: Msat, call: &'static str) -> Result<i64, BackendError> {
     i64::try_from(m.as_u64()).map_err(|_| err(ErrorKind::InvalidRequest, call, "amount too large"))
 }
 
+/// The invoice table, under `name` (a new database's, or the copy an upgrade fills).
+///
+/// Invoices are numbered in the order they are committed (`AUTOINCREMENT`: a number is never
+/// used twice), and a new one is an append at the table's end. Their payment hashes are random,
+/// so indexing each hash as its invoice is written would dirty a random page of the index per
+/// invoice — a third of the cost of issuing one. The hashes are indexed later instead, in bulk,
+/// by the first lookup that needs them (see [`index_new_invoices`]). The invoice's string and
+/// memo are not kept: nothing reads them back (paying decodes the string the payer presents).
+fn invoices_table(name: &str) -> String {
+    format!(
+        "CREATE TABLE IF NOT EXISTS {name} (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            payment_hash BLOB NOT NULL,
+            preimage BLOB NOT NULL,
+            wallet TEXT NOT NULL,
+            amount_msat INTEGER NOT NULL,
+            created_ms INTEGER NOT NULL,
+            expires_ms INTEGER NOT NULL,
+            settled_ms INTEGER
+        )"
+    )
+}
+
 const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS node (id INTEGER PRIMARY KEY CHECK (id = 1), secret_key BLOB NOT NULL)",
     "CREATE TABLE IF NOT EXISTS wallets (name TEXT PRIMARY KEY, balance_msat INTEGER NOT NULL CHECK (balance_msat >= 0))",
-    // The invoice's string and memo are not kept: nothing reads them back (paying decodes the
-    // string the payer presents), and they were three quarters of every row written.
-    "CREATE TABLE IF NOT EXISTS invoices (
+    // Payment hash → invoice number, for the invoices up to `invoice_hashes_through`.
+    "CREATE TABLE IF NOT EXISTS invoice_hashes (
         payment_hash BLOB PRIMARY KEY,
-        preimage BLOB NOT NULL,
-        wallet TEXT NOT NULL,
-        amount_msat INTEGER NOT NULL,
-        created_ms INTEGER NOT NULL,
-        expires_ms INTEGER NOT NULL,
-        settled_ms INTEGER
+        invoice INTEGER NOT NULL
+    ) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS invoice_hashes_through (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        invoice INTEGER NOT NULL
     )",
+    "INSERT OR IGNORE INTO invoice_hashes_through (id, invoice) VALUES (1, 0)",
     "CREATE TABLE IF NOT EXISTS payments (
         wallet TEXT NOT NULL,
         payment_hash BLOB NOT NULL,
@@ -127,16 +149,21 @@ const SCHEMA: &[&str] = &[
     )",
 ];
 
-/// A database written by an earlier build kept each invoice's string and memo (`NOT NULL`, so
-/// inserts without them would fail): they go, in one transaction.
-async fn drop_unread_invoice_columns(pool: &SqlitePool) -> Result<(), BackendError> {
-    const OLD_COLUMNS: &str =
-        "SELECT COUNT(*) FROM pragma_table_info('invoices') WHERE name IN ('bolt11', 'memo')";
-    let old: i64 = sqlx::query_scalar(OLD_COLUMNS)
+/// The columns an invoice keeps, as every schema since the first names them.
+const INVOICE_COLUMNS: &str =
+    "payment_hash, preimage, wallet, amount_msat, created_ms, expires_ms, settled_ms";
+
+/// Earlier builds keyed the invoice table by payment hash (a random index page written per
+/// invoice), and the first ones also kept each invoice's string and memo in `NOT NULL` columns.
+/// Such a table is copied, in commit order, into the current shape and its hashes indexed, in one
+/// transaction.
+async fn upgrade_invoice_table(pool: &SqlitePool) -> Result<(), BackendError> {
+    const NUMBERED: &str = "SELECT COUNT(*) FROM pragma_table_info('invoices') WHERE name = 'id'";
+    let numbered: i64 = sqlx::query_scalar(NUMBERED)
         .fetch_one(pool)
         .await
         .map_err(db_err("open"))?;
-    if old == 0 {
+    if numbered == 1 {
         return Ok(());
     }
     // The write lock before looking again: another process opening the same file may be
@@ -145,23 +172,73 @@ async fn drop_unread_invoice_columns(pool: &SqlitePool) -> Result<(), BackendErr
         .begin_with("BEGIN IMMEDIATE")
         .await
         .map_err(db_err("open"))?;
-    let old: i64 = sqlx::query_scalar(OLD_COLUMNS)
+    let numbered: i64 = sqlx::query_scalar(NUMBERED)
         .fetch_one(&mut *tx)
         .await
         .map_err(db_err("open"))?;
-    if old == 0 {
+    if numbered == 1 {
         return Ok(());
     }
-    for column in ["bolt11", "memo"] {
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "ALTER TABLE invoices DROP COLUMN {column}"
-        )))
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err("open: upgrade the invoice table"))?;
+    let steps = [
+        invoices_table("invoices_numbered"),
+        format!(
+            "INSERT INTO invoices_numbered ({INVOICE_COLUMNS})
+                SELECT {INVOICE_COLUMNS} FROM invoices ORDER BY rowid"
+        ),
+        "DROP TABLE invoices".to_owned(),
+        "ALTER TABLE invoices_numbered RENAME TO invoices".to_owned(),
+        "DELETE FROM invoice_hashes".to_owned(),
+        "UPDATE invoice_hashes_through SET invoice = 0".to_owned(),
+    ];
+    for step in steps {
+        sqlx::query(sqlx::AssertSqlSafe(step))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err("open: upgrade the invoice table"))?;
     }
+    index_new_invoices(&mut tx)
+        .await
+        .map_err(db_err("open: index the invoices"))?;
     tx.commit().await.map_err(db_err("open"))
 }
+
+/// Indexes by payment hash every invoice committed since the last time, sorted (one pass over
+/// the index's pages, however many invoices). Runs inside a write transaction, so no invoice
+/// can be committed between the copy and the new high-water mark.
+async fn index_new_invoices(tx: &mut sqlx::SqliteConnection) -> Result<(), sqlx::Error> {
+    // A duplicate hash (two preimages with one SHA-256) cannot happen; were it to, the first
+    // invoice keeps the hash instead of the index refusing every later invoice.
+    sqlx::query(
+        "INSERT OR IGNORE INTO invoice_hashes (payment_hash, invoice)
+            SELECT payment_hash, id FROM invoices
+            WHERE id > (SELECT invoice FROM invoice_hashes_through WHERE id = 1)
+            ORDER BY payment_hash",
+    )
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "UPDATE invoice_hashes_through SET invoice = (SELECT COALESCE(MAX(id), 0) FROM invoices)
+            WHERE id = 1",
+    )
+    .execute(&mut *tx)
+    .await
+    .map(|_| ())
+}
+
+/// Whether invoices were committed that [`index_new_invoices`] has not indexed yet.
+async fn index_is_behind(pool: &SqlitePool) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT (SELECT COALESCE(MAX(id), 0) FROM invoices)
+            > (SELECT invoice FROM invoice_hashes_through WHERE id = 1)",
+    )
+    .fetch_one(pool)
+    .await
+}
+
+/// An invoice found by its payment hash: number, preimage, payee wallet, expiry, settlement.
+const FIND_INVOICE: &str = "SELECT i.id, i.preimage, i.wallet, i.expires_ms, i.settled_ms
+    FROM invoice_hashes h JOIN invoices i ON i.id = h.invoice
+    WHERE h.payment_hash = ?";
 
 /// An invoice to record.
 struct NewInvoice {
@@ -305,7 +382,11 @@ impl DevNode {
                 .await
                 .map_err(db_err("open"))?;
         }
-        drop_unread_invoice_columns(&pool).await?;
+        sqlx::query(sqlx::AssertSqlSafe(invoices_table("invoices")))
+            .execute(&pool)
+            .await
+            .map_err(db_err("open"))?;
+        upgrade_invoice_table(&pool).await?;
         let existing = sqlx::query("SELECT secret_key FROM node WHERE id = 1")
             .fetch_optional(&pool)
             .await
@@ -507,23 +588,34 @@ impl DevWallet {
 
     async fn state(&self, hash: &PaymentHash) -> Result<InvoiceState, BackendError> {
         const CALL: &str = "invoice state";
-        let row = sqlx::query(
-            "SELECT expires_ms, settled_ms FROM invoices WHERE payment_hash = ? AND wallet = ?",
-        )
-        .bind(hash.as_bytes().to_vec())
-        .bind(&self.name)
-        .fetch_optional(&self.node.inner.pool)
-        .await
-        .map_err(db_err(CALL))?
-        .ok_or_else(|| {
-            err(
-                ErrorKind::NotFound,
-                CALL,
-                format!("no invoice {hash} in wallet {:?}", self.name),
-            )
-        })?;
-        let expires: i64 = row.get(0);
-        let settled: Option<i64> = row.get(1);
+        let pool = &self.node.inner.pool;
+        let find = || {
+            sqlx::query(FIND_INVOICE)
+                .bind(hash.as_bytes().to_vec())
+                .fetch_optional(pool)
+        };
+        let mut row = find().await.map_err(db_err(CALL))?;
+        if row.is_none() && index_is_behind(pool).await.map_err(db_err(CALL))? {
+            // Not indexed yet, perhaps: index what is new, then look again.
+            let mut tx = pool
+                .begin_with("BEGIN IMMEDIATE")
+                .await
+                .map_err(db_err(CALL))?;
+            index_new_invoices(&mut tx).await.map_err(db_err(CALL))?;
+            tx.commit().await.map_err(db_err(CALL))?;
+            row = find().await.map_err(db_err(CALL))?;
+        }
+        let row = row
+            .filter(|r| r.get::<&str, _>(2) == self.name)
+            .ok_or_else(|| {
+                err(
+                    ErrorKind::NotFound,
+                    CALL,
+                    format!("no invoice {hash} in wallet {:?}", self.name),
+                )
+            })?;
+        let expires: i64 = row.get(3);
+        let settled: Option<i64> = row.get(4);
         Ok(match settled {
             Some(_) => InvoiceState::Settled,
             None if now_ms() >= expires => InvoiceState::Expired,
@@ -578,14 +670,23 @@ impl DevWallet {
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(db_err(CALL))?;
-        let row = sqlx::query("SELECT preimage, wallet, amount_msat, expires_ms, settled_ms FROM invoices WHERE payment_hash = ?")
-            .bind(hash.as_bytes().to_vec())
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db_err(CALL))?
-            .ok_or_else(|| err(ErrorKind::PaymentFailed, CALL, "unknown invoice"))?;
-        let preimage_bytes: Vec<u8> = row.get(0);
-        let payee: String = row.get(1);
+        let find = sqlx::query(FIND_INVOICE).bind(hash.as_bytes().to_vec());
+        let row = match find.fetch_optional(&mut *tx).await.map_err(db_err(CALL))? {
+            Some(row) => Some(row),
+            None => {
+                // The write lock is held: index what is new, then look again.
+                index_new_invoices(&mut tx).await.map_err(db_err(CALL))?;
+                sqlx::query(FIND_INVOICE)
+                    .bind(hash.as_bytes().to_vec())
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db_err(CALL))?
+            }
+        }
+        .ok_or_else(|| err(ErrorKind::PaymentFailed, CALL, "unknown invoice"))?;
+        let invoice_id: i64 = row.get(0);
+        let preimage_bytes: Vec<u8> = row.get(1);
+        let payee: String = row.get(2);
         let expires: i64 = row.get(3);
         let settled: Option<i64> = row.get(4);
         if settled.is_some() {
@@ -626,9 +727,9 @@ impl DevWallet {
             .execute(&mut *tx)
             .await
             .map_err(db_err(CALL))?;
-        sqlx::query("UPDATE invoices SET settled_ms = ? WHERE payment_hash = ?")
+        sqlx::query("UPDATE invoices SET settled_ms = ? WHERE id = ?")
             .bind(now)
-            .bind(hash.as_bytes().to_vec())
+            .bind(invoice_id)
             .execute(&mut *tx)
             .await
             .map_err(db_err(CALL))?;

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use l402::{InvoiceIssuer, InvoicePayer, InvoiceRequest, Msat, PayRequest};
+use l402::{InvoiceIssuer, InvoicePayer, InvoiceRequest, InvoiceState, Msat, PayRequest};
 use l402_devnode::{DevNode, DevNodeClient, DevNodeConfig, DevWallet};
 use l402_test::conformance::{self as suite, Quirks};
 
@@ -137,80 +137,179 @@ async fn state_and_key_survive_a_restart() {
 }
 
 #[tokio::test]
-async fn a_database_of_an_earlier_build_is_upgraded_and_its_invoices_kept() {
+async fn two_nodes_on_one_file_see_each_others_invoices() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("devnode.sqlite");
-    let inv = {
-        let n = DevNode::open(&path, DevNodeConfig::default())
-            .await
-            .unwrap();
-        n.wallet("shop")
-            .create_invoice(InvoiceRequest::new(Msat::from_sat(5), "before"))
-            .await
-            .unwrap()
-    };
-    // Put the invoice table back the way earlier builds wrote it: the invoice string and
-    // memo in NOT NULL columns without defaults.
-    let url = format!("sqlite:{}", path.display());
-    let mut db = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url)
+    let a = DevNode::open(&path, DevNodeConfig::default())
         .await
         .unwrap();
-    for stmt in [
+    let b = DevNode::open(&path, DevNodeConfig::default())
+        .await
+        .unwrap();
+    // Hashes are indexed by the first lookup that needs them, whichever node makes it: each
+    // side finds what the other issued after its own last lookup.
+    for round in 0..3u64 {
+        let by_a = a
+            .wallet("shop")
+            .create_invoice(InvoiceRequest::new(Msat::from_sat(1 + round), "a"))
+            .await
+            .unwrap();
+        let by_b = b
+            .wallet("shop")
+            .create_invoice(InvoiceRequest::new(Msat::from_sat(10 + round), "b"))
+            .await
+            .unwrap();
+        assert_eq!(
+            b.wallet("shop")
+                .invoice_state(&by_a.payment_hash)
+                .await
+                .unwrap(),
+            InvoiceState::Open
+        );
+        let paid = a
+            .wallet("alice")
+            .pay(PayRequest::new(by_b.bolt11, Msat::ZERO))
+            .await
+            .unwrap();
+        assert!(paid.preimage.matches(&by_b.payment_hash));
+        assert_eq!(
+            b.wallet("shop")
+                .invoice_state(&by_b.payment_hash)
+                .await
+                .unwrap(),
+            InvoiceState::Settled
+        );
+        assert_eq!(
+            a.wallet("other")
+                .invoice_state(&by_a.payment_hash)
+                .await
+                .unwrap_err()
+                .kind(),
+            l402::ErrorKind::NotFound,
+            "an invoice belongs to its wallet"
+        );
+    }
+}
+
+/// Invoice tables of earlier builds: keyed by payment hash, the first ones with the invoice
+/// string and memo in `NOT NULL` columns without defaults.
+const EARLIER_INVOICE_TABLES: [(&str, &str); 2] = [
+    (
         "CREATE TABLE invoices_old (payment_hash BLOB PRIMARY KEY, preimage BLOB NOT NULL,
             wallet TEXT NOT NULL, bolt11 TEXT NOT NULL, amount_msat INTEGER NOT NULL,
             memo TEXT NOT NULL, created_ms INTEGER NOT NULL, expires_ms INTEGER NOT NULL,
             settled_ms INTEGER)",
         "INSERT INTO invoices_old SELECT payment_hash, preimage, wallet, 'lnbcrt1old',
-            amount_msat, 'before', created_ms, expires_ms, settled_ms FROM invoices",
-        "DROP TABLE invoices",
-        "ALTER TABLE invoices_old RENAME TO invoices",
-    ] {
-        sqlx::query(stmt).execute(&mut db).await.unwrap();
-    }
-    const COLUMNS: &str = "SELECT name FROM pragma_table_info('invoices')";
-    let before: Vec<String> = sqlx::query_scalar(COLUMNS)
-        .fetch_all(&mut db)
-        .await
-        .unwrap();
-    assert!(before.iter().any(|c| c == "bolt11"), "{before:?}");
-    drop(db);
+            amount_msat, 'before', created_ms, expires_ms, settled_ms FROM invoices ORDER BY id",
+    ),
+    (
+        "CREATE TABLE invoices_old (payment_hash BLOB PRIMARY KEY, preimage BLOB NOT NULL,
+            wallet TEXT NOT NULL, amount_msat INTEGER NOT NULL, created_ms INTEGER NOT NULL,
+            expires_ms INTEGER NOT NULL, settled_ms INTEGER)",
+        "INSERT INTO invoices_old SELECT payment_hash, preimage, wallet, amount_msat,
+            created_ms, expires_ms, settled_ms FROM invoices ORDER BY id",
+    ),
+];
 
-    let n = DevNode::open(&path, DevNodeConfig::default())
-        .await
-        .unwrap();
-    // New invoices are written (an old table would refuse rows without the string and memo)…
-    let fresh = n
-        .wallet("shop")
-        .create_invoice(InvoiceRequest::new(Msat::from_sat(6), "after"))
-        .await
-        .unwrap();
-    // …and the old one is still known and payable.
-    assert_eq!(
-        n.wallet("shop")
-            .invoice_state(&inv.payment_hash)
-            .await
-            .unwrap(),
-        l402::InvoiceState::Open
-    );
-    for i in [inv, fresh] {
-        let paid = n
-            .wallet("alice")
-            .pay(PayRequest::new(i.bolt11, Msat::ZERO))
+#[tokio::test]
+async fn a_database_of_an_earlier_build_is_upgraded_and_its_invoices_kept() {
+    for (create, copy) in EARLIER_INVOICE_TABLES {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("devnode.sqlite");
+        let (open, paid) = {
+            let n = DevNode::open(&path, DevNodeConfig::default())
+                .await
+                .unwrap();
+            let shop = n.wallet("shop");
+            let open = shop
+                .create_invoice(InvoiceRequest::new(Msat::from_sat(5), "before"))
+                .await
+                .unwrap();
+            let paid = shop
+                .create_invoice(InvoiceRequest::new(Msat::from_sat(7), "before, paid"))
+                .await
+                .unwrap();
+            n.wallet("alice")
+                .pay(PayRequest::new(paid.bolt11.clone(), Msat::ZERO))
+                .await
+                .unwrap();
+            (open, paid)
+        };
+        // Put the invoice table back the way an earlier build wrote it.
+        let url = format!("sqlite:{}", path.display());
+        let mut db = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url)
             .await
             .unwrap();
-        assert!(paid.preimage.matches(&i.payment_hash));
+        for stmt in [
+            create,
+            copy,
+            "DROP TABLE invoices",
+            "ALTER TABLE invoices_old RENAME TO invoices",
+            "DROP TABLE invoice_hashes",
+            "DROP TABLE invoice_hashes_through",
+        ] {
+            sqlx::query(stmt).execute(&mut db).await.unwrap();
+        }
+        const COLUMNS: &str = "SELECT name FROM pragma_table_info('invoices')";
+        let before: Vec<String> = sqlx::query_scalar(COLUMNS)
+            .fetch_all(&mut db)
+            .await
+            .unwrap();
+        assert!(!before.iter().any(|c| c == "id"), "{before:?}");
+        drop(db);
+
+        let n = DevNode::open(&path, DevNodeConfig::default())
+            .await
+            .unwrap();
+        let shop = n.wallet("shop");
+        // New invoices are written (an old table would refuse rows without the string and
+        // memo, or without a hash index, take them under a key it no longer has)…
+        let fresh = shop
+            .create_invoice(InvoiceRequest::new(Msat::from_sat(6), "after"))
+            .await
+            .unwrap();
+        // …the old ones are still known, in the state they were left…
+        assert_eq!(
+            shop.invoice_state(&open.payment_hash).await.unwrap(),
+            InvoiceState::Open
+        );
+        assert_eq!(
+            shop.invoice_state(&paid.payment_hash).await.unwrap(),
+            InvoiceState::Settled
+        );
+        let again = n
+            .wallet("alice")
+            .pay(PayRequest::new(paid.bolt11, Msat::ZERO))
+            .await
+            .unwrap_err();
+        assert_eq!(again.kind(), l402::ErrorKind::AlreadyPaid);
+        // …and the open ones payable.
+        for i in [open, fresh] {
+            let paid = n
+                .wallet("alice")
+                .pay(PayRequest::new(i.bolt11, Msat::ZERO))
+                .await
+                .unwrap();
+            assert!(paid.preimage.matches(&i.payment_hash));
+        }
+        let mut db = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url)
+            .await
+            .unwrap();
+        let left: Vec<String> = sqlx::query_scalar(COLUMNS)
+            .fetch_all(&mut db)
+            .await
+            .unwrap();
+        assert!(
+            left.iter().any(|c| c == "id") && !left.iter().any(|c| c == "bolt11" || c == "memo"),
+            "{left:?}"
+        );
+        // The invoices kept their order: the upgrade numbered them as they were written.
+        let order: Vec<i64> = sqlx::query_scalar("SELECT amount_msat FROM invoices ORDER BY id")
+            .fetch_all(&mut db)
+            .await
+            .unwrap();
+        assert_eq!(order, [5000, 7000, 6000]);
     }
-    let mut db = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url)
-        .await
-        .unwrap();
-    let left: Vec<String> = sqlx::query_scalar(COLUMNS)
-        .fetch_all(&mut db)
-        .await
-        .unwrap();
-    assert!(
-        !left.iter().any(|c| c == "bolt11" || c == "memo"),
-        "{left:?}"
-    );
 }
 
 #[tokio::test]
