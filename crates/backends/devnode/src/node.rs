@@ -107,7 +107,7 @@ fn msat_i64(m: Msat, call: &'static str) -> Result<i64, BackendError> {
 /// Invoices are numbered in the order they are committed (`AUTOINCREMENT`: a number is never
 /// used twice), and a new one is an append at the table's end. Their payment hashes are random,
 /// so indexing each hash as its invoice is written would dirty a random page of the index per
-/// invoice — a third of the cost of issuing one. The hashes are indexed later instead, in bulk,
+/// invoice (a 4 KiB frame in the log for a row of about 100 bytes). The hashes are indexed later instead, in bulk,
 /// by the first lookup that needs them (see [`index_new_invoices`]). The invoice's string and
 /// memo are not kept: nothing reads them back (paying decodes the string the payer presents).
 fn invoices_table(name: &str) -> String {
