@@ -3,7 +3,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use l402::{InvoiceIssuer, InvoicePayer, InvoiceRequest, InvoiceState, Msat, PayRequest};
+use l402::{
+    ErrorKind, InvoiceIssuer, InvoicePayer, InvoiceRequest, InvoiceState, Msat, PayRequest,
+};
 use l402_devnode::{DevNode, DevNodeClient, DevNodeConfig, DevWallet};
 use l402_test::conformance::{self as suite, Quirks};
 
@@ -136,6 +138,27 @@ async fn state_and_key_survive_a_restart() {
     assert!(paid.preimage.matches(&inv.payment_hash));
 }
 
+async fn issue(w: &DevWallet, sat: u64, memo: &str) -> l402::CreatedInvoice {
+    w.create_invoice(InvoiceRequest::new(Msat::from_sat(sat), memo))
+        .await
+        .unwrap()
+}
+
+async fn pay(w: &DevWallet, invoice: &l402::CreatedInvoice) -> Result<l402::Paid, ErrorKind> {
+    let paid = w
+        .pay(PayRequest::new(invoice.bolt11.clone(), Msat::ZERO))
+        .await
+        .map_err(|e| e.kind())?;
+    assert!(paid.preimage.matches(&invoice.payment_hash));
+    Ok(paid)
+}
+
+async fn state(w: &DevWallet, invoice: &l402::CreatedInvoice) -> Result<InvoiceState, ErrorKind> {
+    w.invoice_state(&invoice.payment_hash)
+        .await
+        .map_err(|e| e.kind())
+}
+
 #[tokio::test]
 async fn two_nodes_on_one_file_see_each_others_invoices() {
     let dir = tempfile::tempdir().unwrap();
@@ -149,43 +172,20 @@ async fn two_nodes_on_one_file_see_each_others_invoices() {
     // Hashes are indexed by the first lookup that needs them, whichever node makes it: each
     // side finds what the other issued after its own last lookup.
     for round in 0..3u64 {
-        let by_a = a
-            .wallet("shop")
-            .create_invoice(InvoiceRequest::new(Msat::from_sat(1 + round), "a"))
-            .await
-            .unwrap();
-        let by_b = b
-            .wallet("shop")
-            .create_invoice(InvoiceRequest::new(Msat::from_sat(10 + round), "b"))
-            .await
-            .unwrap();
+        let by_a = issue(&a.wallet("shop"), 1 + round, "a").await;
+        let by_b = issue(&b.wallet("shop"), 10 + round, "b").await;
         assert_eq!(
-            b.wallet("shop")
-                .invoice_state(&by_a.payment_hash)
-                .await
-                .unwrap(),
-            InvoiceState::Open
+            state(&b.wallet("shop"), &by_a).await,
+            Ok(InvoiceState::Open)
         );
-        let paid = a
-            .wallet("alice")
-            .pay(PayRequest::new(by_b.bolt11, Msat::ZERO))
-            .await
-            .unwrap();
-        assert!(paid.preimage.matches(&by_b.payment_hash));
+        pay(&a.wallet("alice"), &by_b).await.unwrap();
         assert_eq!(
-            b.wallet("shop")
-                .invoice_state(&by_b.payment_hash)
-                .await
-                .unwrap(),
-            InvoiceState::Settled
+            state(&b.wallet("shop"), &by_b).await,
+            Ok(InvoiceState::Settled)
         );
         assert_eq!(
-            a.wallet("other")
-                .invoice_state(&by_a.payment_hash)
-                .await
-                .unwrap_err()
-                .kind(),
-            l402::ErrorKind::NotFound,
+            state(&a.wallet("other"), &by_a).await,
+            Err(ErrorKind::NotFound),
             "an invoice belongs to its wallet"
         );
     }
@@ -220,19 +220,9 @@ async fn a_database_of_an_earlier_build_is_upgraded_and_its_invoices_kept() {
             let n = DevNode::open(&path, DevNodeConfig::default())
                 .await
                 .unwrap();
-            let shop = n.wallet("shop");
-            let open = shop
-                .create_invoice(InvoiceRequest::new(Msat::from_sat(5), "before"))
-                .await
-                .unwrap();
-            let paid = shop
-                .create_invoice(InvoiceRequest::new(Msat::from_sat(7), "before, paid"))
-                .await
-                .unwrap();
-            n.wallet("alice")
-                .pay(PayRequest::new(paid.bolt11.clone(), Msat::ZERO))
-                .await
-                .unwrap();
+            let open = issue(&n.wallet("shop"), 5, "before").await;
+            let paid = issue(&n.wallet("shop"), 7, "before, paid").await;
+            pay(&n.wallet("alice"), &paid).await.unwrap();
             (open, paid)
         };
         // Put the invoice table back the way an earlier build wrote it.
@@ -261,36 +251,20 @@ async fn a_database_of_an_earlier_build_is_upgraded_and_its_invoices_kept() {
         let n = DevNode::open(&path, DevNodeConfig::default())
             .await
             .unwrap();
-        let shop = n.wallet("shop");
-        // New invoices are written (an old table would refuse rows without the string and
-        // memo, or without a hash index, take them under a key it no longer has)…
-        let fresh = shop
-            .create_invoice(InvoiceRequest::new(Msat::from_sat(6), "after"))
-            .await
-            .unwrap();
-        // …the old ones are still known, in the state they were left…
+        let (shop, alice) = (n.wallet("shop"), n.wallet("alice"));
+        // New invoices are issued next to the old ones (an old table would refuse rows without
+        // the string and memo)…
+        let fresh = issue(&shop, 6, "after").await;
+        // …the old ones are still found, in the state they were left…
+        assert_eq!(state(&shop, &open).await, Ok(InvoiceState::Open));
+        assert_eq!(state(&shop, &paid).await, Ok(InvoiceState::Settled));
         assert_eq!(
-            shop.invoice_state(&open.payment_hash).await.unwrap(),
-            InvoiceState::Open
+            pay(&alice, &paid).await.unwrap_err(),
+            ErrorKind::AlreadyPaid
         );
-        assert_eq!(
-            shop.invoice_state(&paid.payment_hash).await.unwrap(),
-            InvoiceState::Settled
-        );
-        let again = n
-            .wallet("alice")
-            .pay(PayRequest::new(paid.bolt11, Msat::ZERO))
-            .await
-            .unwrap_err();
-        assert_eq!(again.kind(), l402::ErrorKind::AlreadyPaid);
         // …and the open ones payable.
         for i in [open, fresh] {
-            let paid = n
-                .wallet("alice")
-                .pay(PayRequest::new(i.bolt11, Msat::ZERO))
-                .await
-                .unwrap();
-            assert!(paid.preimage.matches(&i.payment_hash));
+            pay(&alice, &i).await.unwrap();
         }
         let mut db = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url)
             .await
