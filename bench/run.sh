@@ -1049,7 +1049,7 @@ REPORT="$ROOT/bench/results/latest.txt"
     "$mint_us" "$(awk '{ printf "%s%.0f", (NR > 1 ? " " : ""), $1 }' "$RUN/mint402.results")"
   [ "$other" -gt 0 ] && echo "  !! $other answers were not 402 (see $RUN/ours-verified.err); they are not counted"
   noisy=$(awk '$8 - $4 > 15 { n++ } END { print n + 0 }' "$RUN/mint402.results")
-  [ "$noisy" -gt 0 ] && echo "  !! $noisy of $(wc -l <"$RUN/mint402.results") mint rounds disturbed by other work on the SUT core$([ "$noisy" -lt "$(wc -l <"$RUN/mint402.results")" ] && echo ", left out of the medians"); each round's own per-core ratio is below"
+  [ "$noisy" -gt 0 ] && echo "  !! $noisy of $(wc -l <"$RUN/mint402.results") mint rounds disturbed by other work on the SUT core$([ "$noisy" -lt "$(wc -l <"$RUN/mint402.results")" ] && echo ", left out of the medians"); each round's own per-core ratio is given below"
   printf '  %-46s %10.0f /s   (%s µs each; lightning-invoice builder, same core, after each mint round: %s)\n' "raw BOLT11 build+sign" "$sign" "$sign_us" \
     "$(awk '{ printf "%s%.0f", (NR > 1 ? " " : ""), $2 }' "$RUN/sign.results")"
   printf '  %-46s %10.0f /s   (%s µs each; the floor of any invoice)\n' "ECDSA recoverable signature alone" "$ecdsa" "$ecdsa_us"

@@ -8,8 +8,8 @@
 //!   of its builder's cost);
 //! * preimages are random, kept in **SQLite** (a file, or memory for tests) with each invoice's
 //!   wallet, amount and expiry (not its string: paying decodes the one the payer presents) and
-//!   every payment, so a restart loses nothing; issuing appends (payment hashes are indexed in
-//!   bulk by the first lookup that needs them), so it costs little more than the signature;
+//!   every payment, so a restart loses nothing; issuing only appends a row (payment hashes are
+//!   indexed in bulk by the first lookup that needs them);
 //! * a payment from one of its **wallets** to an invoice of another settles at once and reveals the
 //!   preimage; invoices **expire**; a wallet cannot spend more than its balance; a routing fee can
 //!   be simulated to exercise fee limits.
