@@ -49,8 +49,8 @@
 # SUT_CPU (default 1), so every server gets exactly one core (nginx 1 worker; l402 sees one CPU
 # and runs Tokio's single-threaded scheduler). wrk and the upstream behind the proxies share
 # LOAD_CPU (default 0). For the "direct upstream" baseline the upstream *is* the SUT, so a
-# second upstream instance runs on SUT_CPU. Each row reports the SUT's CPU use during the run: ~100% means the SUT was the
-# bottleneck, as intended.
+# second upstream instance runs on SUT_CPU. Each row reports the SUT's CPU use during the run:
+# ~100% means the SUT was the bottleneck, as intended.
 #
 # Environment knobs: DURATION (10) ROUNDS (3) CONNS (64) WARMUP (3) IDLE_CONNS (10000)
 # CRITERION (1: run the criterion benches) PIN (1) LOAD_CPU (0) SUT_CPU (1) PORT_BASE (18100)

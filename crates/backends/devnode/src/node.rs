@@ -107,9 +107,10 @@ fn msat_i64(m: Msat, call: &'static str) -> Result<i64, BackendError> {
 /// Invoices are numbered in the order they are committed (`AUTOINCREMENT`: a number is never
 /// used twice), and a new one is an append at the table's end. Their payment hashes are random,
 /// so indexing each hash as its invoice is written would dirty a random page of the index per
-/// invoice (a 4 KiB frame in the log for a row of about 100 bytes). The hashes are indexed later instead, in bulk,
-/// by the first lookup that needs them (see [`index_new_invoices`]). The invoice's string and
-/// memo are not kept: nothing reads them back (paying decodes the string the payer presents).
+/// invoice (a 4 KiB frame in the log for a row of about 100 bytes). The hashes are indexed
+/// later instead, in bulk, by the first lookup that needs them (see [`index_new_invoices`]).
+/// The invoice's string and memo are not kept: nothing reads them back (paying decodes the
+/// string the payer presents).
 fn invoices_table(name: &str) -> String {
     format!(
         "CREATE TABLE IF NOT EXISTS {name} (
@@ -235,10 +236,21 @@ async fn index_is_behind(pool: &SqlitePool) -> Result<bool, sqlx::Error> {
     .await
 }
 
-/// An invoice found by its payment hash: number, preimage, payee wallet, expiry, settlement.
-const FIND_INVOICE: &str = "SELECT i.id, i.preimage, i.wallet, i.expires_ms, i.settled_ms
-    FROM invoice_hashes h JOIN invoices i ON i.id = h.invoice
-    WHERE h.payment_hash = ?";
+/// The indexed invoice with this payment hash: its number, preimage, payee wallet, expiry and
+/// settlement, in that order.
+async fn find_invoice<'c>(
+    db: impl sqlx::SqliteExecutor<'c>,
+    hash: &PaymentHash,
+) -> Result<Option<sqlx::sqlite::SqliteRow>, sqlx::Error> {
+    sqlx::query(
+        "SELECT i.id, i.preimage, i.wallet, i.expires_ms, i.settled_ms
+            FROM invoice_hashes h JOIN invoices i ON i.id = h.invoice
+            WHERE h.payment_hash = ?",
+    )
+    .bind(hash.as_bytes().to_vec())
+    .fetch_optional(db)
+    .await
+}
 
 /// An invoice to record.
 struct NewInvoice {
@@ -589,12 +601,7 @@ impl DevWallet {
     async fn state(&self, hash: &PaymentHash) -> Result<InvoiceState, BackendError> {
         const CALL: &str = "invoice state";
         let pool = &self.node.inner.pool;
-        let find = || {
-            sqlx::query(FIND_INVOICE)
-                .bind(hash.as_bytes().to_vec())
-                .fetch_optional(pool)
-        };
-        let mut row = find().await.map_err(db_err(CALL))?;
+        let mut row = find_invoice(pool, hash).await.map_err(db_err(CALL))?;
         if row.is_none() && index_is_behind(pool).await.map_err(db_err(CALL))? {
             // Not indexed yet, perhaps: index what is new, then look again.
             let mut tx = pool
@@ -603,7 +610,7 @@ impl DevWallet {
                 .map_err(db_err(CALL))?;
             index_new_invoices(&mut tx).await.map_err(db_err(CALL))?;
             tx.commit().await.map_err(db_err(CALL))?;
-            row = find().await.map_err(db_err(CALL))?;
+            row = find_invoice(pool, hash).await.map_err(db_err(CALL))?;
         }
         let row = row
             .filter(|r| r.get::<&str, _>(2) == self.name)
@@ -670,20 +677,13 @@ impl DevWallet {
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(db_err(CALL))?;
-        let find = sqlx::query(FIND_INVOICE).bind(hash.as_bytes().to_vec());
-        let row = match find.fetch_optional(&mut *tx).await.map_err(db_err(CALL))? {
-            Some(row) => Some(row),
-            None => {
-                // The write lock is held: index what is new, then look again.
-                index_new_invoices(&mut tx).await.map_err(db_err(CALL))?;
-                sqlx::query(FIND_INVOICE)
-                    .bind(hash.as_bytes().to_vec())
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(db_err(CALL))?
-            }
+        let mut row = find_invoice(&mut *tx, &hash).await.map_err(db_err(CALL))?;
+        if row.is_none() {
+            // The write lock is held: index what is new, then look again.
+            index_new_invoices(&mut tx).await.map_err(db_err(CALL))?;
+            row = find_invoice(&mut *tx, &hash).await.map_err(db_err(CALL))?;
         }
-        .ok_or_else(|| err(ErrorKind::PaymentFailed, CALL, "unknown invoice"))?;
+        let row = row.ok_or_else(|| err(ErrorKind::PaymentFailed, CALL, "unknown invoice"))?;
         let invoice_id: i64 = row.get(0);
         let preimage_bytes: Vec<u8> = row.get(1);
         let payee: String = row.get(2);
