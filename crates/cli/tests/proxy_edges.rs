@@ -316,37 +316,62 @@ services:
     assert!(r.headers().get("www-authenticate").is_none());
 }
 
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
 #[tokio::test]
 async fn tokens_expire_with_the_service_lifetime() {
     let devnet = Devnet::start().await;
     let up = upstream().await;
+    // `weather` gives tokens an hour (no run is that slow), `brief` one second.
     let proxy = start_proxy(&yaml(
         &devnet,
         &format!(
-            "services:\n  - name: weather\n    upstream: http://{up}\n    token_lifetime: 2s\n"
+            "services:\n  - name: weather\n    path: ^/a\n    upstream: http://{up}\n    token_lifetime: 1h\n  - name: brief\n    path: ^/b\n    upstream: http://{up}\n    token_lifetime: 1s\n"
         ),
     ));
     let client = http();
-    let auth = buy(&devnet, &client, &proxy.url("/a")).await;
-    assert_eq!(
-        client
-            .get(proxy.url("/a"))
-            .header("authorization", &auth)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
-    tokio::time::sleep(Duration::from_millis(3100)).await;
-    let r = client
-        .get(proxy.url("/a"))
-        .header("authorization", &auth)
-        .send()
-        .await
+    let status = |auth: String, path: &'static str| {
+        let request = client.get(proxy.url(path)).header("authorization", auth);
+        async move { request.send().await.unwrap() }
+    };
+    let hour = buy(&devnet, &client, &proxy.url("/a")).await;
+    assert_eq!(status(hour.clone(), "/a").await.status(), 200);
+
+    let before = unix_now();
+    let second = buy(&devnet, &client, &proxy.url("/b")).await;
+    let after = unix_now();
+    let credential = l402::Credential::parse_authorization(&second)
+        .unwrap()
         .unwrap();
+    let until: i64 = credential
+        .macaroon()
+        .caveats()
+        .iter()
+        .find_map(|c| {
+            std::str::from_utf8(c.id())
+                .ok()?
+                .strip_prefix("brief_valid_until=")
+        })
+        .expect("a brief_valid_until caveat")
+        .parse()
+        .unwrap();
+    assert!(
+        (before + 1..=after + 1).contains(&until),
+        "{before} {until} {after}"
+    );
+    while unix_now() < until {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let r = status(second, "/b").await;
     assert_eq!(r.status(), 401);
     assert!(r.text().await.unwrap().contains("expired"));
+    // The hour-long token is still inside its lifetime.
+    assert_eq!(status(hour, "/a").await.status(), 200);
 }
 
 #[tokio::test]

@@ -235,12 +235,35 @@ async fn a_token_for_another_service_is_refused() {
     assert!(body.contains("not valid for service \"maps\""), "{body}");
 }
 
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// The `weather_valid_until` caveat a challenge's macaroon carries.
+fn valid_until(challenge: &Challenge) -> i64 {
+    let caveat = challenge
+        .macaroon()
+        .caveats()
+        .iter()
+        .find_map(|c| {
+            std::str::from_utf8(c.id())
+                .ok()?
+                .strip_prefix("weather_valid_until=")
+        })
+        .expect("a valid_until caveat");
+    caveat.parse().unwrap()
+}
+
 #[tokio::test]
 async fn expired_tokens_and_missing_capabilities_are_refused() {
     let w = world().await;
+    // A lifetime no test run reaches: this token is inside it however slow the machine.
     let policy = Policy::new("weather", Msat::from_sat(10))
         .capabilities(["forecast"])
-        .token_lifetime(Duration::from_secs(1));
+        .token_lifetime(Duration::from_secs(3600));
     let mut svc = api(&w, policy.clone());
     let (_, auth) = buy(&w, &mut svc).await;
     let mut needs_admin = api(&w, policy.clone().require_capability("admin"));
@@ -249,10 +272,26 @@ async fn expired_tokens_and_missing_capabilities_are_refused() {
     assert!(body.contains("capability \"admin\""), "{body}");
     let (status, ..) = call(&mut svc, request(Some(&auth), false)).await;
     assert_eq!(status, StatusCode::OK);
-    tokio::time::sleep(Duration::from_millis(2100)).await;
-    let (status, _, body) = call(&mut svc, request(Some(&auth), false)).await;
+
+    // A one-second lifetime is minted as the issue time plus one, and refused once it passes.
+    let mut brief = api(&w, policy.token_lifetime(Duration::from_secs(1)));
+    let before = unix_now();
+    let (challenge, short) = buy(&w, &mut brief).await;
+    let after = unix_now();
+    let until = valid_until(&challenge);
+    assert!(
+        (before + 1..=after + 1).contains(&until),
+        "{before} {until} {after}"
+    );
+    while unix_now() < until {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (status, _, body) = call(&mut brief, request(Some(&short), false)).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert!(body.contains("expired"), "{body}");
+    // The lifetime is the token's, not the service's: the long one still works here.
+    let (status, ..) = call(&mut brief, request(Some(&auth), false)).await;
+    assert_eq!(status, StatusCode::OK);
 }
 
 #[tokio::test]

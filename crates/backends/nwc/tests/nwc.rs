@@ -40,7 +40,7 @@ async fn relay_up_but_no_wallet_is_a_timeout() {
     assert!(e.to_string().contains("nwc"), "{e}");
     let elapsed = started.elapsed();
     assert!(
-        elapsed >= Duration::from_millis(900) && elapsed < 3 * SECOND,
+        elapsed >= Duration::from_millis(900) && elapsed < 15 * SECOND,
         "{elapsed:?}"
     );
     let e = b
