@@ -550,58 +550,67 @@ impl Db {
 /// Listens for revocations from other instances and re-announces them locally. When the
 /// connection drops, notifications may have been missed, so `Revocation::All` is announced.
 ///
-/// The task ends when `stop` is dropped (with the store).
-pub(crate) fn spawn_listener(
+/// Returns once the first `LISTEN` is in place, so a store that has opened hears every
+/// revocation made after that; an error there is the store's open failing. The task ends when
+/// `stop` is dropped (with the store).
+pub(crate) async fn start_listener(
     pool: PgPool,
     out: broadcast::Sender<Revocation>,
     mut stop: tokio::sync::oneshot::Receiver<()>,
-) {
+) -> Result<(), StoreError> {
+    let first = listen_on(&pool)
+        .await
+        .map_err(map_err("listen for revocations"))?;
     tokio::spawn(async move {
         tokio::select! {
-            () = listen(pool, out) => {}
+            () = listen(pool, out, first) => {}
             _ = &mut stop => {}
         }
     });
+    Ok(())
 }
 
-async fn listen(pool: PgPool, out: broadcast::Sender<Revocation>) {
-    {
-        loop {
-            let mut listener = match PgListener::connect_with(&pool).await {
+async fn listen_on(pool: &PgPool) -> Result<PgListener, sqlx::Error> {
+    let mut listener = PgListener::connect_with(pool).await?;
+    listener.listen(CHANNEL).await?;
+    Ok(listener)
+}
+
+async fn listen(pool: PgPool, out: broadcast::Sender<Revocation>, first: PgListener) {
+    let mut next = Some(first);
+    loop {
+        let mut listener = match next.take() {
+            Some(l) => l,
+            None => match listen_on(&pool).await {
                 Ok(l) => l,
                 Err(e) => {
-                    tracing::warn!(error = %e, "revocation listener: cannot connect; retrying");
+                    tracing::warn!(error = %e, "revocation listener: cannot listen; retrying");
                     tokio::time::sleep(Duration::from_secs(1)).await;
                     continue;
                 }
-            };
-            if let Err(e) = listener.listen(CHANNEL).await {
-                tracing::warn!(error = %e, "revocation listener: LISTEN failed; retrying");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
-            }
-            loop {
-                match listener.try_recv().await {
-                    Ok(Some(n)) => match hex::decode(n.payload())
-                        .ok()
-                        .and_then(|b| KeyId::try_from(&b[..]).ok())
-                    {
-                        Some(k) => {
-                            let _ = out.send(Revocation::Key(k));
-                        }
-                        None => {
-                            tracing::warn!(payload = n.payload(), "bad revocation notification")
-                        }
-                    },
-                    Ok(None) => {
-                        // Reconnected: anything sent meanwhile is lost.
-                        let _ = out.send(Revocation::All);
+            },
+        };
+        loop {
+            match listener.try_recv().await {
+                Ok(Some(n)) => match hex::decode(n.payload())
+                    .ok()
+                    .and_then(|b| KeyId::try_from(&b[..]).ok())
+                {
+                    Some(k) => {
+                        let _ = out.send(Revocation::Key(k));
                     }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "revocation listener failed; reconnecting");
-                        let _ = out.send(Revocation::All);
-                        break;
+                    None => {
+                        tracing::warn!(payload = n.payload(), "bad revocation notification")
                     }
+                },
+                Ok(None) => {
+                    // Reconnected: anything sent meanwhile is lost.
+                    let _ = out.send(Revocation::All);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "revocation listener failed; reconnecting");
+                    let _ = out.send(Revocation::All);
+                    break;
                 }
             }
         }

@@ -12,8 +12,9 @@
 //!   every waiting record into one transaction (one fsync), instead of skipping durability.
 //! * **Revocation** deletes the root key, so a revoked token can never verify again, and is
 //!   announced on [`Store::revocations`] so caches can drop the key at once — locally, and on
-//!   PostgreSQL on every instance through `LISTEN/NOTIFY` (a lost notification connection is
-//!   announced as [`Revocation::All`], so caches are flushed rather than left stale).
+//!   PostgreSQL on every instance through `LISTEN/NOTIFY`. A store listens before it finishes
+//!   opening, so it hears every revocation made after that; a lost notification connection is
+//!   announced as [`Revocation::All`], so caches are flushed rather than left stale.
 //! * **Unpaid challenges expire** and [`Store::cleanup`] removes them — but only after asking the
 //!   invoice issuer: an invoice that was paid late keeps its token.
 //!
@@ -119,7 +120,7 @@ impl Store {
         let stop_listener = match &db {
             Db::Postgres(pool) => {
                 let (stop, stopped) = tokio::sync::oneshot::channel();
-                db::spawn_listener(pool.clone(), revocations.clone(), stopped);
+                db::start_listener(pool.clone(), revocations.clone(), stopped).await?;
                 Some(stop)
             }
             Db::Sqlite(..) => None,
