@@ -209,8 +209,9 @@ struct Crasher {
 async fn crash_after_pay(State(c): State<Crasher>, req: Request) -> axum::response::Response {
     let is_payment = req.method() == "POST" && req.uri().path().ends_with("/payments");
     let resp = c.node.router(None).oneshot(req).await.unwrap();
-    if is_payment && c.armed.swap(false, Ordering::SeqCst) {
-        let pid = c.victim.load(Ordering::SeqCst);
+    let pid = c.victim.load(Ordering::SeqCst);
+    // Never pid 0: `kill 0` would signal the test's whole process group.
+    if is_payment && pid != 0 && c.armed.swap(false, Ordering::SeqCst) {
         let _ = Command::new("kill")
             .args(["-KILL", &pid.to_string()])
             .status();
@@ -227,7 +228,7 @@ async fn a_crash_between_paying_and_recording_never_pays_twice() {
     let crasher = Crasher {
         node: devnet.node.clone(),
         victim: Arc::default(),
-        armed: Arc::new(AtomicBool::new(true)),
+        armed: Arc::default(),
     };
     let app = axum::Router::new()
         .fallback(crash_after_pay)
@@ -249,7 +250,9 @@ async fn a_crash_between_paying_and_recording_never_pays_twice() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    // Armed once the pid is known (the client pays only after a round trip to the proxy).
     crasher.victim.store(child.id(), Ordering::SeqCst);
+    crasher.armed.store(true, Ordering::SeqCst);
     let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
         .await
         .unwrap();

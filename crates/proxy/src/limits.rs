@@ -206,8 +206,12 @@ impl Freebies {
 
     /// Takes one free request for `net` if any is left.
     pub(crate) fn take(&self, net: IpNet) -> bool {
+        self.take_at(net, Instant::now())
+    }
+
+    /// [`Freebies::take`] at `now`.
+    fn take_at(&self, net: IpNet, now: Instant) -> bool {
         let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
         if counts.len() >= self.max_nets && !counts.contains_key(&net) {
             let window = self.window;
             counts.retain(|_, (_, start)| now.duration_since(*start) < window);
@@ -236,7 +240,7 @@ mod tests {
     fn bucket_allows_burst_then_refuses() {
         let b = Bucket::new(&Rate {
             count: 1,
-            per: Duration::from_secs(60),
+            per: Duration::from_secs(3600),
             burst: 3,
         });
         let s = Subject::Ip("1.2.3.4".parse().unwrap());
@@ -245,7 +249,7 @@ mod tests {
         }
         let wait = b.check(&s).unwrap_err();
         assert!(
-            wait > Duration::from_secs(50) && wait <= Duration::from_secs(60),
+            wait > Duration::from_secs(3000) && wait <= Duration::from_secs(3600),
             "{wait:?}"
         );
         // Other subjects are unaffected.
@@ -254,28 +258,34 @@ mod tests {
 
     #[test]
     fn freebies_per_network_and_window() {
-        let f = Freebies::new(2, Duration::from_millis(50));
+        let window = Duration::from_secs(60);
+        let f = Freebies::new(2, window);
         let a: IpNet = "10.0.0.0/24".parse().unwrap();
         let b: IpNet = "10.0.1.0/24".parse().unwrap();
-        assert!(f.take(a) && f.take(a));
-        assert!(!f.take(a));
-        assert!(f.take(b));
-        std::thread::sleep(Duration::from_millis(60));
-        assert!(f.take(a), "a new window");
+        let t0 = Instant::now();
+        assert!(f.take_at(a, t0) && f.take_at(a, t0));
+        assert!(!f.take_at(a, t0 + window / 2));
+        assert!(f.take_at(b, t0));
+        assert!(!f.take_at(a, t0 + window - Duration::from_millis(1)));
+        assert!(f.take_at(a, t0 + window), "a new window");
     }
 
     #[test]
     fn full_freebie_table_refuses_new_networks_without_growing() {
-        let mut f = Freebies::new(1, Duration::from_millis(50));
+        let window = Duration::from_secs(60);
+        let mut f = Freebies::new(1, window);
         f.max_nets = 2;
         let nets: Vec<IpNet> = (0..3)
             .map(|i| format!("10.0.{i}.0/24").parse().unwrap())
             .collect();
-        assert!(f.take(nets[0]) && f.take(nets[1]));
-        assert!(!f.take(nets[2]), "table full of live windows");
+        let t0 = Instant::now();
+        assert!(f.take_at(nets[0], t0) && f.take_at(nets[1], t0));
+        assert!(
+            !f.take_at(nets[2], t0 + window / 2),
+            "table full of live windows"
+        );
         assert_eq!(f.counts.lock().unwrap().len(), 2);
-        std::thread::sleep(Duration::from_millis(60));
-        assert!(f.take(nets[2]), "expired windows make room");
+        assert!(f.take_at(nets[2], t0 + window), "expired windows make room");
         assert!(f.counts.lock().unwrap().len() <= 2);
     }
 }

@@ -40,13 +40,13 @@ macro_rules! suite_tests {
                 let stranger = NwcBackend::from_uri(&common::uri_with_random_secret(
                     &wallet,
                     &env.relay.url,
-                    "&timeout=10s",
+                    "&timeout=60s",
                 ))
                 .unwrap();
                 let started = std::time::Instant::now();
                 suite::wrong_credentials(&stranger, &stranger).await;
                 assert!(
-                    started.elapsed() < Duration::from_secs(5),
+                    started.elapsed() < Duration::from_secs(30),
                     "refused fast, not timed out: {:?}",
                     started.elapsed()
                 );

@@ -109,7 +109,7 @@ async fn requests_and_answers_use_the_negotiated_scheme_on_the_wire() {
         shop.create_invoice(InvoiceRequest::new(Msat::from_sat(5), "watched"))
             .await
             .unwrap();
-        let events = watch.first_events("watch", 2, 2 * SECOND).await;
+        let events = watch.first_events("watch", 2, 10 * SECOND).await;
         let request = events
             .iter()
             .find(|e| e.kind == Kind::WalletConnectRequest)
@@ -154,11 +154,13 @@ async fn requests_and_answers_use_the_negotiated_scheme_on_the_wire() {
     }
 }
 
-/// Sends a request built by the `nostr` crate's own NIP-47 module and returns the raw answer.
-async fn ask(
+/// Sends a request built by the `nostr` crate's own NIP-47 module and returns the raw answer,
+/// if one comes `within` that time.
+async fn ask_within(
     relay: &str,
     uri: &NostrWalletConnectUri,
     request: nostr::event::Event,
+    within: Duration,
 ) -> Option<nostr::event::Event> {
     let mut raw = common::RawRelay::connect(relay).await;
     raw.subscribe(
@@ -168,13 +170,22 @@ async fn ask(
     .await;
     raw.publish(&request).await;
     let answer = raw
-        .first_events("answer", 1, 2 * SECOND)
+        .first_events("answer", 1, within)
         .await
         .into_iter()
         .next()?;
     assert_eq!(answer.pubkey, uri.public_key);
     answer.verify().unwrap();
     Some(answer)
+}
+
+/// [`ask_within`] for a request that must be answered: ten seconds, however slow the machine.
+async fn ask(
+    relay: &str,
+    uri: &NostrWalletConnectUri,
+    request: nostr::event::Event,
+) -> Option<nostr::event::Event> {
+    ask_within(relay, uri, request, 10 * SECOND).await
 }
 
 #[tokio::test]
@@ -284,7 +295,11 @@ async fn expired_and_repeated_requests_are_not_answered_again() {
     };
     // Already expired: ignored, as NIP-47 says.
     let past = request(Timestamp::now().as_secs() - 5);
-    assert!(ask(&relay.url, &uri, past).await.is_none());
+    assert!(
+        ask_within(&relay.url, &uri, past, 2 * SECOND)
+            .await
+            .is_none()
+    );
     // The same live request twice: one answer.
     let live = request(Timestamp::now().as_secs() + 60);
     let mut raw = common::RawRelay::connect(&relay.url).await;
@@ -292,7 +307,8 @@ async fn expired_and_repeated_requests_are_not_answered_again() {
         .await;
     raw.publish(&live).await;
     raw.publish(&live).await;
-    assert_eq!(raw.events("a", SECOND).await.len(), 1);
+    assert_eq!(raw.first_events("a", 1, 10 * SECOND).await.len(), 1);
+    assert!(raw.events("a", SECOND).await.is_empty(), "a second answer");
 }
 
 /// Publishes an info event for a wallet nobody runs.
@@ -314,7 +330,7 @@ async fn the_info_event_decides_scheme_and_methods() {
         NwcBackend::from_uri(&common::uri_with_random_secret(
             &wallet.public_key().to_hex(),
             &relay.url,
-            "&timeout=2s",
+            "&timeout=10s",
         ))
         .unwrap()
     };
@@ -339,8 +355,8 @@ async fn the_info_event_decides_scheme_and_methods() {
     assert_eq!(e.kind(), ErrorKind::Unsupported, "{e}");
     assert!(e.to_string().contains("lookup_invoice"), "{e}");
     assert!(
-        started.elapsed() < SECOND,
-        "no round trip to a silent wallet"
+        started.elapsed() < 5 * SECOND,
+        "no round trip to a silent wallet (that would wait out the 10 s timeout)"
     );
     // A scheme from the future only.
     let w = announce(
@@ -469,7 +485,7 @@ async fn fixed_keys_give_a_stable_connection_string_and_secrets_stay_hidden() {
     assert!(!shown.contains(&client_secret), "{shown}");
     assert!(!shown.contains(&wallet_secret), "{shown}");
     let handle = service.spawn();
-    handle.ready(5 * SECOND).await.unwrap();
+    handle.ready(30 * SECOND).await.unwrap();
     assert!(!format!("{handle:?}").contains(&client_secret));
     // A client error never shows the secret either.
     let c = NwcBackend::from_uri(&format!("{}&timeout=1s", handle.connection_uri())).unwrap();

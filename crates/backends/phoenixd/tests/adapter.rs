@@ -237,16 +237,18 @@ async fn old_versions_expire_by_the_invoice_itself() {
         })
         .await;
     let shop = PhoenixdBackend::from_uri(&shop_node.uri()).unwrap();
-    let inv = shop
-        .create_invoice(InvoiceRequest::new(Msat::from_sat(1), "x").expiry(Duration::from_secs(2)))
-        .await
-        .unwrap();
-    // BOLT11 timestamps are whole seconds: 2 s of expiry leave at least 1 s from now.
+    let create =
+        |expiry| shop.create_invoice(InvoiceRequest::new(Msat::from_sat(1), "x").expiry(expiry));
+    // Open inside its expiry (an hour, however slow the machine) ...
+    let open = create(Duration::from_secs(3600)).await.unwrap();
     assert_eq!(
-        shop.invoice_state(&inv.payment_hash).await.unwrap(),
+        shop.invoice_state(&open.payment_hash).await.unwrap(),
         InvoiceState::Open
     );
-    tokio::time::sleep(Duration::from_millis(3100)).await;
+    // ... and expired after it (BOLT11 timestamps are whole seconds: 1 s of expiry ends
+    // within 2 s).
+    let inv = create(Duration::from_secs(1)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(2100)).await;
     assert_eq!(
         shop.invoice_state(&inv.payment_hash).await.unwrap(),
         InvoiceState::Expired
