@@ -12,7 +12,7 @@ repo=$(cd "$here/.." && pwd)
 secs=${1:-60}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(macaroon_binary macaroon_json macaroon_text identifier challenge credential verify upstream_response front_request)
+[ ${#targets[@]} -gt 0 ] || targets=(macaroon_binary macaroon_json macaroon_text identifier challenge credential verify upstream_response front_request client_ip)
 command -v cargo-fuzz >/dev/null || { echo "fuzz.sh: install cargo-fuzz first: cargo install cargo-fuzz --locked" >&2; exit 1; }
 export RUSTC_BOOTSTRAP=1
 
@@ -56,6 +56,14 @@ write("upstream_response", "s3", b"\x05HTTP/1.0 304 Not Modified\r\ncontent-leng
 write("front_request", "s1", b"GET /forecast?x=1 HTTP/1.1\r\nHost: a\r\nAuthorization: L402 m:p\r\n\r\n")
 write("front_request", "s2", b"HEAD http://a/x HTTP/1.1\r\nConnection: keep-alive, close\r\nX: 1\r\nx: 2\r\n\r\n")
 write("front_request", "s3", b"POST /x HTTP/1.1\r\nContent-Length: 3\r\n\r\nabcGET / HTTP/1.1\r\n\r\n")
+# client_ip: PROXY v2 headers (IPv4, IPv6, LOCAL), and a flags byte then forwarding values.
+sig = bytes([0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A])
+write("client_ip", "p4", sig + b"\x21\x11\x00\x0c" + bytes([198, 51, 100, 7, 10, 0, 0, 1]) + b"\x9c\x40\x01\xbb")
+write("client_ip", "p6", sig + b"\x21\x21\x00\x24" + bytes(range(16)) + bytes(16) + b"\x04\xd2\x01\xbb")
+write("client_ip", "pl", sig + b"\x20\x00\x00\x00")
+write("client_ip", "x1", b"\x00198.51.100.7, 10.0.0.2\n10.0.0.3")
+write("client_ip", "x2", b'\x01for=192.0.2.60;proto=http, for="[2001:db8::1]:4711"\nfor=10.1.2.3')
+write("client_ip", "x3", b"\x04unknown, [2001:db8::5], ::ffff:10.9.9.9")
 PY
 cargo fuzz build -O "${targets[@]/#/}" >/dev/null 2>&1 || cargo fuzz build -O
 for t in "${targets[@]}"; do

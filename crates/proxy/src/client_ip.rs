@@ -3,9 +3,12 @@
 //! * A PROXY protocol v2 header (from a load balancer, when enabled) replaces the TCP peer.
 //! * If the peer is a trusted proxy, the one configured forwarding header (`X-Forwarded-For` by
 //!   default, or `Forwarded`, RFC 7239 — never a fallback from one to the other, since proxies
-//!   pass the header they do not write through untouched) is read from the right: each hop appended by a trusted proxy is believed, and the first address not
-//!   in the trusted list is the client. Entries that do not parse stop the walk, so a client
-//!   cannot inject an address by sending garbage.
+//!   pass the header they do not write through untouched) is read from the right: each hop
+//!   appended by a trusted proxy is believed, and the first address not in the trusted list is
+//!   the client. Entries that do not parse stop the walk, so a client cannot inject an address
+//!   by sending garbage.
+//!
+//! Both parsers are fuzzed (`fuzz/fuzz_targets/client_ip.rs` compiles this file on its own).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
@@ -158,18 +161,20 @@ async fn read_proxy_header_inner<R: AsyncRead + Unpin>(io: &mut R) -> Result<Pro
     io.read_exact(&mut head)
         .await
         .map_err(|e| format!("reading the PROXY header: {e}"))?;
-    parse_proxy_header(&head, io).await
+    let mut block = vec![0u8; proxy_block_len(&head)?];
+    io.read_exact(&mut block)
+        .await
+        .map_err(|e| format!("reading the PROXY address block: {e}"))?;
+    proxy_header(&head, &block)
 }
 
-async fn parse_proxy_header<R: AsyncRead + Unpin>(
-    head: &[u8; 16],
-    io: &mut R,
-) -> Result<ProxyHeader, String> {
+/// The length of the address block that follows a PROXY v2 header's fixed 16 bytes, once
+/// the signature, the version and the length limit are checked.
+pub(crate) fn proxy_block_len(head: &[u8; 16]) -> Result<usize, String> {
     if head[..12] != SIGNATURE {
         return Err("the connection does not start with a PROXY protocol v2 header".into());
     }
     let version = head[12] >> 4;
-    let command = head[12] & 0x0f;
     if version != 2 {
         return Err(format!(
             "PROXY protocol version {version} (only 2 is supported)"
@@ -181,15 +186,18 @@ async fn parse_proxy_header<R: AsyncRead + Unpin>(
             "PROXY header address block of {len} bytes is too long"
         ));
     }
-    let mut block = vec![0u8; len];
-    io.read_exact(&mut block)
-        .await
-        .map_err(|e| format!("reading the PROXY address block: {e}"))?;
-    match command {
+    Ok(len)
+}
+
+/// What a PROXY v2 header says, from its fixed 16 bytes (checked by [`proxy_block_len`]) and
+/// its address block.
+pub(crate) fn proxy_header(head: &[u8; 16], block: &[u8]) -> Result<ProxyHeader, String> {
+    match head[12] & 0x0f {
         0 => return Ok(ProxyHeader::Local),
         1 => {}
         c => return Err(format!("unknown PROXY command {c}")),
     }
+    let len = block.len();
     match head[13] {
         // TCP or UDP over IPv4.
         0x11 | 0x12 if len >= 12 => {
