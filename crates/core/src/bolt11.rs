@@ -75,10 +75,14 @@ pub fn decode(bolt11: &str) -> Result<Invoice, String> {
     let hash = raw
         .payment_hash()
         .ok_or("the BOLT11 invoice has no payment hash")?;
-    let amount = match raw.amount_pico_btc() {
-        None => None,
-        Some(pico) if pico.is_multiple_of(10) => Some(Msat::new(pico / 10)),
-        Some(_) => return Err("the BOLT11 amount is not a whole number of msat".into()),
+    let amount = match (raw.hrp.raw_amount, raw.amount_pico_btc()) {
+        (None, _) => None,
+        // The written amount times its unit does not fit: not "no amount".
+        (Some(_), None) => return Err("the BOLT11 amount is too large".into()),
+        (Some(_), Some(pico)) if pico.is_multiple_of(10) => Some(Msat::new(pico / 10)),
+        (Some(_), Some(_)) => {
+            return Err("the BOLT11 amount is not a whole number of msat".into());
+        }
     };
     let expiry = raw
         .expiry_time()
@@ -92,4 +96,45 @@ pub fn decode(bolt11: &str) -> Result<Invoice, String> {
         timestamp: raw.data.timestamp.as_duration_since_epoch(),
         expiry,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use bitcoin::secp256k1::{Secp256k1, SecretKey};
+    use lightning_invoice::{InvoiceBuilder, PaymentSecret, SiPrefix};
+
+    use super::*;
+
+    /// An invoice signed over `amount` written in the human-readable part with `unit`.
+    fn invoice_with_amount(amount: u64, unit: Option<SiPrefix>) -> String {
+        use bitcoin::hashes::Hash;
+        let secp = Secp256k1::new();
+        let key = SecretKey::from_slice(&[7; 32]).unwrap();
+        let sign = |m: &_| secp.sign_ecdsa_recoverable(m, &key);
+        let valid = InvoiceBuilder::new(Currency::Regtest)
+            .description("x".into())
+            .payment_hash(bitcoin::hashes::sha256::Hash::from_byte_array([1; 32]))
+            .payment_secret(PaymentSecret([2; 32]))
+            .duration_since_epoch(Duration::from_secs(1_700_000_000))
+            .min_final_cltv_expiry_delta(18)
+            .amount_milli_satoshis(1000)
+            .build_signed(sign)
+            .unwrap();
+        let mut raw = valid.into_signed_raw().raw_invoice().clone();
+        raw.hrp.raw_amount = Some(amount);
+        raw.hrp.si_prefix = unit;
+        raw.sign::<_, ()>(|m| Ok(sign(m))).unwrap().to_string()
+    }
+
+    #[test]
+    fn amounts_are_exact_or_refused() {
+        let ok = decode(&invoice_with_amount(25, Some(SiPrefix::Micro))).unwrap();
+        assert_eq!(ok.amount, Some(Msat::new(2_500_000)));
+        // 2e10 BTC is more picobitcoin than 64 bits hold: an error, never "amountless".
+        let e = decode(&invoice_with_amount(20_000_000_000, None)).unwrap_err();
+        assert!(e.contains("too large"), "{e}");
+        // 1 pico-BTC is a tenth of a millisatoshi.
+        let e = decode(&invoice_with_amount(1, Some(SiPrefix::Pico))).unwrap_err();
+        assert!(e.contains("whole number of msat"), "{e}");
+    }
 }
