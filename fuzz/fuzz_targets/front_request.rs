@@ -46,7 +46,10 @@ fuzz_target!(|data: &[u8]| {
         assert!(!connection);
         assert!(!parts.headers.contains_key("authorization"));
         assert!(http::HeaderValue::from_bytes(value).is_ok());
-        let field = request.headers.iter().find(|f| f.name.eq_ignore_ascii_case("authorization"));
+        let field = request
+            .headers
+            .iter()
+            .find(|f| f.name.eq_ignore_ascii_case("authorization"));
         assert_eq!(field.map(|f| f.value), Some(&value[..]));
     } else {
         assert!(authorizations != 1 || connection);

@@ -11,7 +11,10 @@ fuzz_target!(|data: &[u8]| {
             let again = Macaroon::from_binary(&m.to_binary_v2()).expect("our V2 output decodes");
             assert_eq!(again, m);
             if let Ok(v1) = m.to_binary_v1() {
-                assert_eq!(Macaroon::from_binary(&v1).expect("our V1 output decodes"), m);
+                assert_eq!(
+                    Macaroon::from_binary(&v1).expect("our V1 output decodes"),
+                    m
+                );
             }
         }
     }

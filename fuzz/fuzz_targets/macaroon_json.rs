@@ -10,7 +10,10 @@ fuzz_target!(|data: &[u8]| {
     };
     if let Ok(list) = Macaroon::slice_from_json(text) {
         for m in list {
-            assert_eq!(Macaroon::from_json(&m.to_json_v2()).expect("our JSON decodes"), m);
+            assert_eq!(
+                Macaroon::from_json(&m.to_json_v2()).expect("our JSON decodes"),
+                m
+            );
             if let Ok(v1) = m.to_json_v1() {
                 assert_eq!(Macaroon::from_json(&v1).expect("our V1 JSON decodes"), m);
             }

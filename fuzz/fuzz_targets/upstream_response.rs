@@ -75,15 +75,23 @@ fn lines_of(raw: &h1::RawFields) -> Vec<(String, Vec<u8>)> {
         let line = &rest[..end];
         let colon = line.iter().position(|&b| b == b':').expect("colon");
         assert_eq!(line.get(colon + 1), Some(&b' '));
-        let name = std::str::from_utf8(&line[..colon]).unwrap().to_ascii_lowercase();
+        let name = std::str::from_utf8(&line[..colon])
+            .unwrap()
+            .to_ascii_lowercase();
         out.push((name, line[colon + 2..].to_vec()));
         rest = &rest[end + 2..];
     }
     // A length only when a Content-Length line states it (or the client would get none).
     if let Some(n) = raw.content_length {
-        let stated = out.iter().find(|(k, _)| k == "content-length").expect("stated");
+        let stated = out
+            .iter()
+            .find(|(k, _)| k == "content-length")
+            .expect("stated");
         let first = stated.1.split(|&b| b == b',').next().unwrap().trim_ascii();
-        assert_eq!(std::str::from_utf8(first).unwrap().parse::<u64>().unwrap(), n);
+        assert_eq!(
+            std::str::from_utf8(first).unwrap().parse::<u64>().unwrap(),
+            n
+        );
     }
     assert_eq!(raw.date, out.iter().any(|(k, _)| k == "date"));
     out
@@ -129,7 +137,12 @@ fn read(data: &[u8], step: usize, head_request: bool, raw: bool) -> Reading {
         }
         None => fields(&head.headers),
     };
-    r.head = Some((head.status.as_u16(), head_fields, head.framing, head.reusable));
+    r.head = Some((
+        head.status.as_u16(),
+        head_fields,
+        head.framing,
+        head.reusable,
+    ));
     match head.framing {
         Framing::Empty => r.ended = Some(buf.len() + data.len() - fed),
         Framing::Length(n) => {

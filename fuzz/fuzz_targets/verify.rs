@@ -5,9 +5,7 @@
 
 use std::sync::Arc;
 
-use l402::{
-    Caveat, Context, Credential, Identifier, Preimage, RootKey, TokenId, Verifier, mint,
-};
+use l402::{Caveat, Context, Credential, Identifier, Preimage, RootKey, TokenId, Verifier, mint};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -42,13 +40,18 @@ fuzz_target!(|data: &[u8]| {
     }
 
     let full = verifier.verify(&credential, &key, &context);
-    let preflight = verifier.preflight(&credential).expect("a valid identifier and preimage");
+    let preflight = verifier
+        .preflight(&credential)
+        .expect("a valid identifier and preimage");
     let prechecked = preflight.prechecked();
     let (first, memo) = match preflight.finish_with_memo(&verifier, &key, &context, None) {
         Ok((token, memo)) => (Ok(token), memo),
         Err(e) => (Err(e), None),
     };
-    assert_eq!(first, full, "the memo path's first verification is the full one");
+    assert_eq!(
+        first, full,
+        "the memo path's first verification is the full one"
+    );
     // The prechecked preflight vouches for this credential only: another preimage is checked.
     let other = Credential::new(credential.macaroon().clone(), Preimage::from_bytes([8; 32]));
     assert!(verifier.preflight_with(&other, &prechecked).is_err());
