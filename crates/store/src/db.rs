@@ -582,7 +582,12 @@ async fn listen(pool: PgPool, out: broadcast::Sender<Revocation>, first: PgListe
         let mut listener = match next.take() {
             Some(l) => l,
             None => match listen_on(&pool).await {
-                Ok(l) => l,
+                Ok(l) => {
+                    // Caches flushed when the connection failed may have loaded keys since,
+                    // and revocations made before this LISTEN were not heard: flush again.
+                    let _ = out.send(Revocation::All);
+                    l
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "revocation listener: cannot listen; retrying");
                     tokio::time::sleep(Duration::from_secs(1)).await;

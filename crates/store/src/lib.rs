@@ -102,7 +102,9 @@ impl Store {
     /// Opens a store from a URL: `sqlite:PATH` / `sqlite://PATH` (created if missing),
     /// `sqlite::memory:`, or `postgres://…` / `postgresql://…`. The schema is created or checked.
     ///
-    /// Must be called inside a Tokio runtime (it starts the writer task).
+    /// Must be called inside a Tokio runtime (it starts the writer task). On PostgreSQL it also
+    /// listens for revocations from other instances before it returns; failing to is failing
+    /// to open.
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
         let db = Db::connect(url).await?;
         Self::start(db).await

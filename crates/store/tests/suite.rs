@@ -559,6 +559,10 @@ async fn postgres_revocation_reaches_every_instance() {
     a.insert(r.clone()).await.unwrap();
     // B listens once it has opened: a revocation made right after is heard.
     let b = Store::connect(&url).await.unwrap();
+    assert!(
+        b.root_key(&r.identifier()).await.unwrap().is_some(),
+        "shared state"
+    );
     let mut heard_by_b = b.revocations();
     a.revoke(&r.token_id).await.unwrap();
     let got = tokio::time::timeout(Duration::from_secs(30), async {
@@ -572,6 +576,52 @@ async fn postgres_revocation_reaches_every_instance() {
     .await;
     assert!(got.is_ok(), "instance B never heard of the revocation");
     assert_eq!(b.root_key(&r.identifier()).await.unwrap(), None);
+}
+
+/// A listener whose connection is cut tells its process to flush every cache, then listens
+/// again: revocations are heard after it as before.
+#[tokio::test]
+async fn postgres_a_lost_listener_flushes_and_listens_again() {
+    let url = l402_test::postgres::fresh_database();
+    let a = Store::connect(&url).await.unwrap();
+    let b = Store::connect(&url).await.unwrap();
+    let mut heard_by_b = b.revocations();
+    let admin = sqlx::PgPool::connect(&url).await.unwrap();
+    let cut = sqlx::query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE query ILIKE 'LISTEN%' AND pid <> pg_backend_pid()",
+    )
+    .execute(&admin)
+    .await
+    .unwrap();
+    assert!(cut.rows_affected() >= 2, "both listeners cut");
+    let flushed = tokio::time::timeout(Duration::from_secs(30), async {
+        while heard_by_b.recv().await.unwrap() != Revocation::All {}
+    })
+    .await;
+    assert!(flushed.is_ok(), "no flush announced after the cut");
+    // The new LISTEN is made in the background: revoke until one is heard (a minute at most).
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let r = record(3600);
+        a.insert(r.clone()).await.unwrap();
+        a.revoke(&r.token_id).await.unwrap();
+        let heard = tokio::time::timeout(Duration::from_secs(1), async {
+            loop {
+                if heard_by_b.recv().await.unwrap() == Revocation::Key(r.key_id) {
+                    return;
+                }
+            }
+        })
+        .await;
+        if heard.is_ok() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "B never listened again"
+        );
+    }
 }
 
 #[tokio::test]
