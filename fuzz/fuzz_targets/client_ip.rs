@@ -94,13 +94,8 @@ fn forwarding(data: &[u8]) {
             "an untrusted peer's headers were believed"
         );
     }
-    // Joining is only equivalent for values that are text (others count as one bad hop each)
-    // and not empty (an empty field adds no list element, an empty element between commas
-    // does).
-    let texts: Option<Vec<&str>> = values
-        .iter()
-        .map(|v| v.to_str().ok().filter(|t| !t.trim().is_empty()))
-        .collect();
+    // Joining is only equivalent for values that are text (others count as one bad hop each).
+    let texts: Option<Vec<&str>> = values.iter().map(|v| v.to_str().ok()).collect();
     if let Some(texts) = texts.filter(|t| !t.is_empty()) {
         let mut joined = HeaderMap::new();
         joined.insert(name, HeaderValue::from_str(&texts.join(",")).unwrap());

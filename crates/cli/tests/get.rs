@@ -209,9 +209,12 @@ struct Crasher {
 async fn crash_after_pay(State(c): State<Crasher>, req: Request) -> axum::response::Response {
     let is_payment = req.method() == "POST" && req.uri().path().ends_with("/payments");
     let resp = c.node.router(None).oneshot(req).await.unwrap();
-    let pid = c.victim.load(Ordering::SeqCst);
-    // Never pid 0: `kill 0` would signal the test's whole process group.
-    if is_payment && pid != 0 && c.armed.swap(false, Ordering::SeqCst) {
+    // Armed only once the pid is stored; still never pid 0 (`kill 0` would signal the test's
+    // whole process group).
+    let pid = (is_payment && c.armed.swap(false, Ordering::SeqCst))
+        .then(|| c.victim.load(Ordering::SeqCst))
+        .filter(|&pid| pid != 0);
+    if let Some(pid) = pid {
         let _ = Command::new("kill")
             .args(["-KILL", &pid.to_string()])
             .status();

@@ -332,7 +332,16 @@ async fn tokens_expire_with_the_service_lifetime() {
     let proxy = start_proxy(&yaml(
         &devnet,
         &format!(
-            "services:\n  - name: weather\n    path: ^/a\n    upstream: http://{up}\n    token_lifetime: 1h\n  - name: brief\n    path: ^/b\n    upstream: http://{up}\n    token_lifetime: 1s\n"
+            r#"services:
+  - name: weather
+    path: ^/a
+    upstream: http://{up}
+    token_lifetime: 1h
+  - name: brief
+    path: ^/b
+    upstream: http://{up}
+    token_lifetime: 1s
+"#
         ),
     ));
     let client = http();
