@@ -263,23 +263,13 @@ async fn narrowed_tokens_and_revocation() {
         .unwrap();
     assert_eq!(r.status(), 401);
     assert!(r.text().await.unwrap().contains("unknown or revoked"));
-    // The paid mark is written in the background: ten seconds at most.
-    let mut t = serde_json::Value::Null;
-    for _ in 0..100 {
-        t = client
-            .get(proxy.ops_url(&format!("/admin/tokens/{token_id}")))
-            .bearer_auth("admintoken-0123456789")
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if t["paid_at"].is_i64() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let t = admin_json_when(
+        &client,
+        &proxy.ops_url(&format!("/admin/tokens/{token_id}")),
+        "admintoken-0123456789",
+        |t| t["paid_at"].is_i64(),
+    )
+    .await;
     assert!(t["revoked_at"].is_i64());
     assert!(t["paid_at"].is_i64());
 }

@@ -88,24 +88,14 @@ async fn a_token_from_one_instance_works_on_the_other_and_revocation_reaches_bot
         401
     );
 
-    // Revenue is counted once across both instances (the paid mark is written in the
-    // background: ten seconds at most).
-    let mut stats = serde_json::Value::Null;
-    for _ in 0..100 {
-        stats = client
-            .get(b.ops_url("/admin/stats"))
-            .bearer_auth("adm-0123456789abcdef")
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if stats["paid"] != 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    // Revenue is counted once across both instances.
+    let stats = admin_json_when(
+        &client,
+        &b.ops_url("/admin/stats"),
+        "adm-0123456789abcdef",
+        |s| s["paid"] != 0,
+    )
+    .await;
     assert_eq!(stats["paid"], 1);
     assert_eq!(stats["revenue_msat"], 1000);
     let metrics = client

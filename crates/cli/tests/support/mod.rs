@@ -307,6 +307,33 @@ pub async fn pay_for(devnet: &Devnet, headers: &HeaderMap) -> String {
 }
 
 /// Gets `url`, pays the 402 it answers, and returns the Authorization that works.
+/// The admin API's JSON at `url`, fetched until `done` holds for it (written in the background,
+/// so polled for about ten seconds); the last answer is returned either way.
+pub async fn admin_json_when(
+    client: &reqwest::Client,
+    url: &str,
+    admin_token: &str,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let mut answer = serde_json::Value::Null;
+    for _ in 0..100 {
+        answer = client
+            .get(url)
+            .bearer_auth(admin_token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if done(&answer) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    answer
+}
+
 pub async fn buy(devnet: &Devnet, client: &reqwest::Client, url: &str) -> String {
     let r = client.get(url).send().await.unwrap();
     assert_eq!(r.status(), 402, "{url} should ask for payment");
