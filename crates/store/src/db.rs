@@ -558,9 +558,10 @@ pub(crate) async fn start_listener(
     out: broadcast::Sender<Revocation>,
     mut stop: tokio::sync::oneshot::Receiver<()>,
 ) -> Result<(), StoreError> {
-    let first = listen_on(&pool)
-        .await
-        .map_err(map_err("listen for revocations"))?;
+    let first = listen_on(&pool).await.map_err(map_err(
+        "LISTEN for revocations from other instances (a transaction-pooling proxy such as \
+             PgBouncer does not pass LISTEN/NOTIFY)",
+    ))?;
     tokio::spawn(async move {
         tokio::select! {
             () = listen(pool, out, first) => {}
