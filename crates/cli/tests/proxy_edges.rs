@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
+use l402_test::{caveat_value, unix_now};
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -317,13 +318,6 @@ services:
     assert!(r.headers().get("www-authenticate").is_none());
 }
 
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
 #[tokio::test]
 async fn tokens_expire_with_the_service_lifetime() {
     let devnet = Devnet::start().await;
@@ -345,12 +339,12 @@ async fn tokens_expire_with_the_service_lifetime() {
         ),
     ));
     let client = http();
-    let status = |auth: String, path: &'static str| {
+    let get = |auth: String, path: &'static str| {
         let request = client.get(proxy.url(path)).header("authorization", auth);
         async move { request.send().await.unwrap() }
     };
     let hour = buy(&devnet, &client, &proxy.url("/a")).await;
-    assert_eq!(status(hour.clone(), "/a").await.status(), 200);
+    assert_eq!(get(hour.clone(), "/a").await.status(), 200);
 
     let before = unix_now();
     let second = buy(&devnet, &client, &proxy.url("/b")).await;
@@ -358,15 +352,7 @@ async fn tokens_expire_with_the_service_lifetime() {
     let credential = l402::Credential::parse_authorization(&second)
         .unwrap()
         .unwrap();
-    let until: i64 = credential
-        .macaroon()
-        .caveats()
-        .iter()
-        .find_map(|c| {
-            std::str::from_utf8(c.id())
-                .ok()?
-                .strip_prefix("brief_valid_until=")
-        })
+    let until: i64 = caveat_value(credential.macaroon(), "brief_valid_until")
         .expect("a brief_valid_until caveat")
         .parse()
         .unwrap();
@@ -377,11 +363,11 @@ async fn tokens_expire_with_the_service_lifetime() {
     while unix_now() < until {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let r = status(second, "/b").await;
+    let r = get(second, "/b").await;
     assert_eq!(r.status(), 401);
     assert!(r.text().await.unwrap().contains("expired"));
     // The hour-long token is still inside its lifetime.
-    assert_eq!(status(hour, "/a").await.status(), 200);
+    assert_eq!(get(hour, "/a").await.status(), 200);
 }
 
 #[tokio::test]

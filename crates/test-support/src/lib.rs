@@ -29,3 +29,19 @@ pub fn random32() -> [u8; 32] {
     getrandom::fill(&mut b).expect("OS random source");
     b
 }
+
+/// The clock, in whole seconds since the Unix epoch (what `_valid_until` caveats hold).
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs() as i64
+}
+
+/// The value of the first first-party caveat of `macaroon` whose condition is `condition`.
+pub fn caveat_value(macaroon: &l402_macaroon::Macaroon, condition: &str) -> Option<String> {
+    macaroon.caveats().iter().find_map(|c| {
+        let c = l402::Caveat::decode(c.id()).ok()?;
+        (c.condition() == condition).then(|| c.value().to_owned())
+    })
+}

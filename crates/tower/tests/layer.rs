@@ -15,6 +15,7 @@ use l402::{
 };
 use l402_devnode::{DevNode, DevNodeConfig, DevWallet};
 use l402_store::Store;
+use l402_test::{caveat_value, unix_now};
 use l402_tower::{
     Authority, AuthorityOptions, L402Layer, OnInvalid, OnMissing, Policy, PriceBinding,
 };
@@ -241,28 +242,6 @@ async fn a_token_for_another_service_is_refused() {
     assert!(body.contains("not valid for service \"maps\""), "{body}");
 }
 
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
-/// The `weather_valid_until` caveat a challenge's macaroon carries.
-fn valid_until(challenge: &Challenge) -> i64 {
-    let caveat = challenge
-        .macaroon()
-        .caveats()
-        .iter()
-        .find_map(|c| {
-            std::str::from_utf8(c.id())
-                .ok()?
-                .strip_prefix("weather_valid_until=")
-        })
-        .expect("a valid_until caveat");
-    caveat.parse().unwrap()
-}
-
 #[tokio::test]
 async fn expired_tokens_and_missing_capabilities_are_refused() {
     let w = world().await;
@@ -284,7 +263,10 @@ async fn expired_tokens_and_missing_capabilities_are_refused() {
     let before = unix_now();
     let (challenge, short) = buy(&w, &mut brief).await;
     let after = unix_now();
-    let until = valid_until(&challenge);
+    let until: i64 = caveat_value(challenge.macaroon(), "weather_valid_until")
+        .expect("a valid_until caveat")
+        .parse()
+        .unwrap();
     assert!(
         (before + 1..=after + 1).contains(&until),
         "{before} {until} {after}"
